@@ -1,0 +1,42 @@
+# streamgauge: `make run` runs the main job on the local stack, `make test` runs the whole suite.
+# Both work from a fresh clone: they create .venv, install the package with its dev extras,
+# and the local stack fetches Kafka's jars from Maven Central into .cache/ on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test install lint typecheck pytest test-slow clean
+
+run: $(STAMP)
+	$(BIN)/streamgauge dev run
+
+test: $(STAMP)
+	$(MAKE) lint typecheck pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The test session starts the local stack if it is not running and stops what it started.
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
+
+clean:
+	-$(BIN)/streamgauge dev down
+	rm -rf .devstack

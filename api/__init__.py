@@ -1,0 +1,1 @@
+"""The read API: latest values and series, each answer with its freshness."""

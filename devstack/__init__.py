@@ -1,0 +1,1 @@
+"""The local stack for development and CI: a real Kafka broker and the local ClickHouse."""

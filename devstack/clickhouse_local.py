@@ -1,0 +1,57 @@
+"""The local ClickHouse: chDB behind ClickHouse's HTTP interface, run as a background process."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.daemon import Daemon
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LocalClickHouse:
+    """``python -m devstack.clickhouse_http`` on host:port, its data and log under devstack_dir."""
+
+    devstack_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8123
+    password: str = ""
+    user: str = "default"
+
+    @property
+    def daemon(self) -> Daemon:
+        return Daemon("clickhouse", self.host, self.port, self.devstack_dir / "clickhouse")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.daemon.home / "data"
+
+    def start(self) -> None:
+        # The password travels in the child's environment only, never on its command line.
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+            "STREAMGAUGE_CLICKHOUSE_USER": self.user,
+            "STREAMGAUGE_CLICKHOUSE_PASSWORD": self.password,
+        }
+        command = [sys.executable, "-m", "devstack.clickhouse_http", "--host", self.host]
+        command += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
+        self.daemon.spawn(command, env)
+
+    def ready(self) -> bool:
+        """``GET /ping`` answers ``Ok.``"""
+        try:
+            with urllib.request.urlopen(
+                f"http://{self.daemon.address}/ping", timeout=1
+            ) as response:
+                return bool(response.read() == b"Ok.\n")
+        except (OSError, urllib.error.URLError):
+            return False

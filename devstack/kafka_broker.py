@@ -1,0 +1,153 @@
+"""The local Kafka: a real Apache Kafka broker (KRaft, combined mode) from Maven Central jars."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.daemon import Daemon, last_line, port_open
+from streams.errors import UserError
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+POM = RESOURCES / "pom.xml"
+
+
+def kafka_version() -> str:
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text())
+    assert match, "pom.xml names the Kafka version"
+    return match.group(1)
+
+
+@dataclass
+class KafkaBroker:
+    """Resolves the jars once (cached), formats the storage once, runs ``kafka.Kafka``."""
+
+    devstack_dir: Path
+    cache_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "1g"
+
+    @property
+    def daemon(self) -> Daemon:
+        return Daemon("kafka", self.host, self.port, self.devstack_dir / "kafka")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.daemon.home / "data"
+
+    def start(self) -> None:
+        java = find_java()
+        classpath = self.resolve_classpath()
+        config = self._write_config()
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(java, classpath, config)
+        log4j = RESOURCES / "log4j2.xml"
+        self.daemon.spawn(
+            [
+                java,
+                f"-Xmx{self.heap}",
+                "-Xms256m",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(config),
+            ]
+        )
+
+    def ready(self) -> bool:
+        """The broker answers a metadata request and its controller has elected itself."""
+        from confluent_kafka.admin import AdminClient
+
+        if not port_open(self.host, self.port):
+            return False
+        admin = AdminClient(
+            {"bootstrap.servers": self.daemon.address, "socket.timeout.ms": 1000, "log_level": 0}
+        )
+        try:
+            cluster = admin.describe_cluster(request_timeout=1).result()
+        except Exception:
+            return False
+        return cluster.controller is not None and len(cluster.nodes) > 0
+
+    def resolve_classpath(self) -> str:
+        """Resolve the broker's jars with mvn into the cache, once per Kafka version."""
+        cp_file = self.cache_dir / f"kafka-{kafka_version()}.classpath"
+        if cp_file.exists():
+            classpath = cp_file.read_text().strip()
+            if all(Path(jar).exists() for jar in classpath.split(":")):
+                return classpath
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise UserError(
+                "Kafka's jars come from Maven Central, but `mvn` is not installed; "
+                "install Maven (apt-get install maven) and retry."
+            )
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        log = self.cache_dir / "mvn-resolve.log"
+        command = [
+            mvn,
+            "-B",
+            "-f",
+            str(POM),
+            f"-Dmaven.repo.local={self.cache_dir / 'm2'}",
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={cp_file}",
+        ]
+        with log.open("wb") as out:
+            result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0 or not cp_file.exists():
+            raise UserError(
+                f"mvn could not resolve org.apache.kafka:kafka_2.13:{kafka_version()} from Maven "
+                f"Central; its log is {log} (last line: {last_line(log)!r})."
+            )
+        return cp_file.read_text().strip()
+
+    def _write_config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        template = (RESOURCES / "server.properties").read_text()
+        config = self.daemon.home / "server.properties"
+        config.write_text(
+            template.replace("{data_dir}", str(self.data_dir))
+            .replace("{controller_port}", str(self.controller_port))
+            .replace("{port}", str(self.port))
+        )
+        return config
+
+    def _format(self, java: str, classpath: str, config: Path) -> None:
+        command = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone"]
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        command += ["-t", cluster_id, "-c", str(config)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise UserError(
+                f"Formatting Kafka's storage in {self.data_dir} failed: "
+                f"{(result.stdout + result.stderr).strip().splitlines()[-1:]}"
+            )
+
+
+def find_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise UserError(
+            "Kafka needs Java 17 or newer, but `java` is not on PATH; "
+            "install a JDK (apt-get install openjdk-17-jre-headless) and retry."
+        )
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)', result.stderr)
+    if match is None or int(match.group(1)) < 17:
+        raise UserError(
+            f"Kafka {kafka_version()} needs Java 17 or newer; {java} reports "
+            f"{result.stderr.strip().splitlines()[:1]}."
+        )
+    return java

@@ -1,0 +1,1 @@
+"""streamgauge: Kafka to ClickHouse telemetry ingestion."""

@@ -1,0 +1,67 @@
+"""The ``streamgauge`` command: one subcommand module per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from streams import settings
+from streams.cli import dev, migrate, simulate, topics, worker
+from streams.errors import UserError
+
+SUBCOMMANDS = [dev, topics, simulate, worker, migrate]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamgauge",
+        description="Kafka to ClickHouse telemetry ingestion. Settings come from STREAMGAUGE_* "
+        "variables (see --help-settings); flags override them.",
+    )
+    parser.add_argument(
+        "--help-settings", action="store_true", help="list every STREAMGAUGE_* setting and exit"
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (STREAMGAUGE_LOG_LEVEL)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def print_settings() -> None:
+    for name, default, doc in settings.describe():
+        print(f"{name:44} {doc} (default: {default or 'empty'})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.help_settings:
+        print_settings()
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        level = (args.log_level or settings.Settings.from_env().log_level).upper()
+    except UserError as error:
+        print(f"streamgauge: {error}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except UserError as error:
+        print(f"streamgauge {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

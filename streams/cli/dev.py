@@ -1,0 +1,58 @@
+"""``streamgauge dev up|down|status``: the local stack (Kafka + local ClickHouse)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from devstack import stack
+from streams import mainjob
+from streams.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "dev",
+        help="run the local stack: Kafka on 127.0.0.1:9092, local ClickHouse on 127.0.0.1:8123",
+        description="Start, stop or inspect the local stack. Kafka runs from Maven Central jars "
+        "(KRaft, single node); ClickHouse is chDB behind ClickHouse's HTTP interface. Data and "
+        "logs live under STREAMGAUGE_DEVSTACK_DIR (default .devstack/).",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("up", help="start both and wait until they are ready (harmless twice)")
+    actions.add_parser("down", help="stop both; no process and no listening port stay behind")
+    actions.add_parser("status", help="whether each runs, its address, pid and data folder")
+    main_job = actions.add_parser(
+        "run",
+        help="the main job (make run): stack, migrations, topics, workers and a simulated fleet",
+        description="Start the local stack, apply migrations, create topics, start worker "
+        "processes and a simulated fleet, and show a live line until Ctrl-C, which stops "
+        "everything this command started.",
+    )
+    main_job.add_argument("--devices", type=int, default=500, help="simulated devices (500)")
+    main_job.add_argument("--rate", type=float, default=2000.0, help="fleet messages/s (2000)")
+    main_job.add_argument("--processes", type=int, default=2, help="worker processes (2)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.action == "up":
+        stack.up(settings, print)
+    elif args.action == "down":
+        stack.down(settings, print)
+    elif args.action == "run":
+        return mainjob.run(settings, args.devices, args.rate, args.processes)
+    else:
+        return print_status(settings)
+    return 0
+
+
+def print_status(settings: Settings) -> int:
+    rows = stack.status(settings)
+    print(f"{'component':10} {'state':8} {'address':16} {'pid':>7}  data")
+    for row in rows:
+        state = "running" if row.running else "stopped"
+        pid = str(row.pid) if row.pid else "-"
+        print(f"{row.name:10} {state:8} {row.address:16} {pid:>7}  {row.data_dir}")
+    return 0 if all(row.running for row in rows) else 3

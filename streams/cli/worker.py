@@ -1,0 +1,40 @@
+"""``streamgauge worker --processes N``: the ingestion workers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from streams.errors import UserError
+from streams.settings import Settings
+from streams.supervisor import Supervisor
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="run N worker processes consuming measurements into ClickHouse",
+        description="Start N independent worker processes in the consumer group; each owns its "
+        "Kafka consumer and ClickHouse client. A process that dies is restarted (with backoff); "
+        "SIGTERM or Ctrl-C stops all of them, committing only what ClickHouse acknowledged.",
+    )
+    parser.add_argument(
+        "--processes", type=int, help="worker processes (STREAMGAUGE_WORKER_PROCESSES, default 2)"
+    )
+    parser.add_argument("--batch-max-rows", type=int, help="flush a batch at this many readings")
+    parser.add_argument(
+        "--batch-max-seconds", type=float, help="flush a batch this long after it opened"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        log_level=args.log_level,
+        worker_processes=args.processes,
+        batch_max_rows=args.batch_max_rows,
+        batch_max_seconds=args.batch_max_seconds,
+    )
+    if settings.worker_processes < 1:
+        raise UserError("--processes must be at least 1.")
+    return Supervisor(settings, settings.worker_processes).run()

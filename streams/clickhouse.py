@@ -1,0 +1,53 @@
+"""ClickHouse clients, made in one place from the settings (each process makes its own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.asyncclient import AsyncClient
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
+
+from streams.errors import UserError
+from streams.settings import Settings
+
+
+def _options(settings: Settings, database: str | None) -> dict[str, Any]:
+    return {
+        "host": settings.clickhouse_host,
+        "port": settings.clickhouse_port,
+        "username": settings.clickhouse_user,
+        "password": settings.clickhouse_password,
+        "database": database if database is not None else settings.clickhouse_database,
+        "secure": settings.clickhouse_secure,
+        "client_name": "streamgauge",
+        "connect_timeout": 5,
+        "send_receive_timeout": 300,
+    }
+
+
+def sync_client(settings: Settings, database: str | None = None) -> Client:
+    """A blocking client, for commands and tools (migrations, benchmarks, tests)."""
+    try:
+        return clickhouse_connect.get_client(**_options(settings, database))
+    except OperationalError as error:
+        raise unreachable(settings, error) from None
+
+
+async def async_client(
+    settings: Settings, database: str | None = None, **extra: Any
+) -> AsyncClient:
+    """An asyncio client, for the workers' inserts and the API's queries."""
+    try:
+        return await clickhouse_connect.get_async_client(**_options(settings, database), **extra)
+    except OperationalError as error:
+        raise unreachable(settings, error) from None
+
+
+def unreachable(settings: Settings, error: Exception) -> UserError:
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return UserError(
+        f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} is unreachable "
+        f"({first}); start it (`streamgauge dev up` locally) or set STREAMGAUGE_CLICKHOUSE_HOST."
+    )

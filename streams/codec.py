@@ -1,0 +1,200 @@
+"""The measurement wire format: Avro single-object encoding, or Confluent framing with a registry.
+
+Single-object encoding (the default) is ``C3 01`` + the writer schema's CRC-64-AVRO
+fingerprint (8 bytes, little-endian) + the Avro binary body; the writer schema is found by
+fingerprint among every version in ``schemas/avro/``. Confluent framing is ``00`` + the
+registry's schema id (4 bytes, big-endian) + the body. docs/wire-format.md has the details.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+_VERSION_FILE = re.compile(r"^measurement\.v(\d+)\.avsc$")
+
+Record = dict[str, Any]
+DecodeReason = Literal["not_avro", "unknown_schema"]
+
+
+class DecodeError(Exception):
+    """A payload that cannot be decoded; ``reason`` is the dead-letter reason."""
+
+    def __init__(self, reason: DecodeReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: DecodeReason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    """One shipped version of the measurement schema."""
+
+    version: int
+    source: dict[str, Any]  # the .avsc document as written
+    parsed: dict[str, Any]  # fastavro's parsed schema, logical types kept (for writing)
+    fingerprint: bytes  # CRC-64-AVRO of the parsing canonical form, little-endian
+
+    @property
+    def canonical(self) -> str:
+        return str(to_parsing_canonical_form(self.parsed))
+
+
+def load_versions(directory: Path) -> list[SchemaVersion]:
+    """Every ``measurement.vN.avsc`` in ``directory``, oldest first."""
+    versions = []
+    for path in directory.iterdir():
+        match = _VERSION_FILE.match(path.name)
+        if match is None:
+            continue
+        source = json.loads(path.read_text())
+        parsed = cast(dict[str, Any], fastavro.parse_schema(copy.deepcopy(source)))
+        versions.append(SchemaVersion(int(match.group(1)), source, parsed, fingerprint64(parsed)))
+    if not versions:
+        raise FileNotFoundError(f"no measurement.vN.avsc schema in {directory}")
+    return sorted(versions, key=lambda v: v.version)
+
+
+def fingerprint64(parsed: dict[str, Any] | str) -> bytes:
+    """CRC-64-AVRO of the schema's parsing canonical form, as the 8 little-endian header bytes."""
+    canonical = parsed if isinstance(parsed, str) else to_parsing_canonical_form(parsed)
+    # fastavro renders the fingerprint as the little-endian byte sequence, in hex.
+    return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+
+
+class Registry(Protocol):
+    """The part of confluent-kafka's SchemaRegistryClient the codec uses."""
+
+    def get_schema(self, schema_id: int) -> Any: ...
+
+
+class Decoder:
+    """Decodes any shipped version (or any registry schema) into a record of the newest shape.
+
+    Records come back with plain values: ``event_time`` is an int of epoch milliseconds.
+    """
+
+    def __init__(self, versions: list[SchemaVersion], registry: Registry | None = None) -> None:
+        self._latest_source = versions[-1].source
+        self._latest = _plain(self._latest_source)
+        self._by_fingerprint = {v.fingerprint: self._reader_for(v.source) for v in versions}
+        self._registry = registry
+        self._by_schema_id: dict[int, Callable[[io.BytesIO], Record]] = {}
+
+    def decode(self, payload: bytes) -> Record:
+        if payload[:2] == SINGLE_OBJECT_MAGIC and len(payload) >= 10:
+            read = self._by_fingerprint.get(payload[2:10])
+            if read is None:
+                raise DecodeError("unknown_schema", f"fingerprint {payload[2:10].hex()}")
+            return self._read(read, payload, 10)
+        if self._registry is not None and payload[:1] == b"\x00" and len(payload) >= 5:
+            (schema_id,) = struct.unpack(">I", payload[1:5])
+            return self._read(self._registry_reader(schema_id), payload, 5)
+        raise DecodeError("not_avro", f"unrecognised header {payload[:10].hex() or 'empty'}")
+
+    def _read(self, read: Callable[[io.BytesIO], Record], payload: bytes, start: int) -> Record:
+        buffer = io.BytesIO(payload)
+        buffer.seek(start)
+        try:
+            record = read(buffer)
+        except Exception as error:  # fastavro raises many types on corrupt input
+            raise DecodeError("not_avro", f"corrupt Avro body: {error!r}"[:300]) from None
+        if buffer.tell() != len(payload):
+            raise DecodeError("not_avro", f"{len(payload) - buffer.tell()} trailing bytes")
+        return record
+
+    def _reader_for(self, writer_source: dict[str, Any]) -> Callable[[io.BytesIO], Record]:
+        writer = _plain(writer_source)
+        missing = _added_fields(writer_source, self._latest_source)
+        if missing is None:
+            reader = self._latest
+
+            def resolve(buffer: io.BytesIO) -> Record:
+                return cast(Record, fastavro.schemaless_reader(buffer, writer, reader))
+
+            return resolve
+
+        # Fast path: the writer is the latest minus fields with defaults; read it as written.
+        def read_and_fill(buffer: io.BytesIO) -> Record:
+            record = cast(Record, fastavro.schemaless_reader(buffer, writer, None))
+            record.update(missing)
+            return record
+
+        return read_and_fill
+
+    def _registry_reader(self, schema_id: int) -> Callable[[io.BytesIO], Record]:
+        read = self._by_schema_id.get(schema_id)
+        if read is None:
+            assert self._registry is not None
+            try:
+                schema = self._registry.get_schema(schema_id)
+            except Exception as error:
+                raise DecodeError("unknown_schema", f"schema id {schema_id}: {error}") from None
+            read = self._reader_for(json.loads(schema.schema_str))
+            self._by_schema_id[schema_id] = read
+        return read
+
+
+def _plain(source: dict[str, Any]) -> dict[str, Any]:
+    """The schema with logical types removed: same binary encoding, no datetime conversion."""
+    stripped = {**source, "fields": _plain_fields(source)}
+    return cast(dict[str, Any], fastavro.parse_schema(stripped))
+
+
+def _added_fields(writer: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any] | None:
+    """Defaults of the fields ``latest`` adds to ``writer``; None if they differ otherwise."""
+    writer_fields = {f["name"]: f["type"] for f in _plain_fields(writer)}
+    latest_fields = _plain_fields(latest)
+    names = [f["name"] for f in latest_fields]
+    if list(writer_fields) != names[: len(writer_fields)]:
+        return None
+    added = {}
+    for field in latest_fields:
+        if field["name"] in writer_fields:
+            if writer_fields[field["name"]] != field["type"]:
+                return None
+        elif "default" in field:
+            added[field["name"]] = field["default"]
+        else:
+            return None
+    return added
+
+
+def _plain_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**f, "type": _plain_type(f["type"])} for f in schema["fields"]]
+
+
+def _plain_type(kind: Any) -> Any:
+    if isinstance(kind, dict) and "logicalType" in kind:
+        return kind["type"]
+    return kind
+
+
+class Encoder:
+    """Encodes records with one schema version, single-object or Confluent-framed."""
+
+    def __init__(self, version: SchemaVersion, schema_id: int | None = None) -> None:
+        self._schema = version.parsed
+        self._header = (
+            SINGLE_OBJECT_MAGIC + version.fingerprint
+            if schema_id is None
+            else struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
+        )
+
+    def encode(self, record: Record) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        fastavro.schemaless_writer(buffer, self._schema, record)
+        return buffer.getvalue()

@@ -1,0 +1,207 @@
+"""The data path of one worker process: consume → decode → validate → batch → insert → commit.
+
+Each partition has one open batch that fills, and at most one batch in flight. A batch in
+flight is (1) announced by committing its intent, (2) inserted with its token and its dead
+letters delivered, then (3) committed past. While a partition's batch is in flight the next
+one keeps filling, so a slow database gets bigger inserts; when the open batch is full too,
+the partition is paused (back-pressure) while the consumer keeps polling to stay in the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from confluent_kafka import Message
+
+from streams.batch import Batch
+from streams.codec import DecodeError, Decoder, Record
+from streams.dlq import DeadLetters
+from streams.offsets import Intent
+from streams.sink import ClickHouseSink
+from streams.source import Assigned, CommitFailed, KafkaSource, RebalanceEvent, Revoked
+from streams.validate import Rejection, Validator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When a batch flushes, and how much one process may hold."""
+
+    max_rows: int
+    max_bytes: int
+    max_seconds: float
+    max_message_bytes: int
+
+
+@dataclass
+class Partition:
+    """What one partition holds: the open batch, the batch in flight, a replay intent."""
+
+    number: int
+    open: Batch | None = None
+    in_flight: asyncio.Task[None] | None = None
+    intent: Intent | None = None
+    revoked: bool = False
+    flushes: int = field(default=0)
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight is not None and not self.in_flight.done()
+
+
+class Ingest:
+    """Owns the partitions' batches and moves them through insert and commit."""
+
+    def __init__(
+        self,
+        topic: str,
+        source: KafkaSource,
+        decoder: Decoder,
+        validator: Validator,
+        sink: ClickHouseSink,
+        dead_letters: DeadLetters,
+        limits: Limits,
+    ) -> None:
+        self.topic = topic
+        self.source = source
+        self.decoder = decoder
+        self.validator = validator
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.limits = limits
+        self.partitions: dict[int, Partition] = {}
+
+    # -- rebalances (called inside consume(), on the event loop's thread) -----------------
+
+    def on_rebalance(self, event: RebalanceEvent) -> None:
+        if isinstance(event, Assigned):
+            for number, intent in event.partitions.items():
+                self.partitions[number] = Partition(number, intent=intent)
+        elif isinstance(event, Revoked):
+            for number in event.partitions:
+                partition = self.partitions.pop(number, None)
+                if partition is not None:
+                    partition.revoked = True
+                    if partition.busy and partition.in_flight is not None:
+                        # The new owner re-forms this batch from its intent; ClickHouse
+                        # drops whichever insert comes second.
+                        partition.in_flight.cancel()
+
+    # -- the data path ----------------------------------------------------------------
+
+    def submit(self, messages: Sequence[Message]) -> None:
+        """Decode, validate and batch polled messages; start the flushes that are due."""
+        now_ms = int(time.time() * 1000)
+        for message in messages:
+            partition = self.partitions.get(cast(int, message.partition()))
+            if partition is None:  # revoked since it was fetched
+                continue
+            self._add(partition, message, now_ms)
+        self.poll()
+
+    def poll(self) -> None:
+        """Start due flushes (size, age, intent boundary); pause partitions that are full."""
+        now = time.monotonic()
+        full = []
+        for partition in self.partitions.values():
+            batch = partition.open
+            if batch is None:
+                continue
+            if partition.busy:
+                if self._is_full(batch):
+                    full.append(partition.number)
+                continue
+            if self._is_due(partition, batch, now):
+                self._start_flush(partition)
+        if full:
+            self.source.pause(full)
+        elif self.source.paused and not any(
+            p.open is not None and self._is_full(p.open) for p in self.partitions.values()
+        ):
+            self.source.resume()
+
+    def _add(self, partition: Partition, message: Message, now_ms: int) -> None:
+        offset = cast(int, message.offset())
+        intent = partition.intent
+        if intent is not None and partition.open is None and offset != intent.first:
+            partition.intent = None  # the range it named is gone (retention); nothing to replay
+            intent = None
+        if partition.open is None:
+            partition.open = Batch(self.topic, partition.number, offset)
+        batch = partition.open
+        payload = message.value() or b""
+        size = len(payload)
+        checked = self._check(payload, now_ms)
+        if isinstance(checked, Rejection):
+            self.dead_letters.send(message, checked)
+            batch.skip(offset, size)
+        else:
+            batch.add(offset, size, checked)
+        if intent is not None and offset >= intent.last and not partition.busy:
+            self._start_flush(partition)
+
+    def _check(self, payload: bytes, now_ms: int) -> Rejection | Record:
+        if len(payload) > self.limits.max_message_bytes:
+            return Rejection("oversized", f"{len(payload)} bytes")
+        try:
+            record = self.decoder.decode(payload)
+        except DecodeError as error:
+            return Rejection(error.reason, error.detail)
+        return self.validator.check(record, now_ms) or record
+
+    def _is_due(self, partition: Partition, batch: Batch, now: float) -> bool:
+        if partition.intent is not None:
+            return batch.last_offset >= partition.intent.last
+        return self._is_full(batch) or now - batch.created >= self.limits.max_seconds
+
+    def _is_full(self, batch: Batch) -> bool:
+        return batch.rows >= self.limits.max_rows or batch.size_bytes >= self.limits.max_bytes
+
+    def _start_flush(self, partition: Partition) -> None:
+        batch, partition.open, partition.intent = partition.open, None, None
+        assert batch is not None
+        partition.in_flight = asyncio.create_task(self._flush(partition, batch))
+
+    async def _flush(self, partition: Partition, batch: Batch) -> None:
+        number = partition.number
+        try:
+            if batch.rows:
+                intent = Intent(batch.first_offset, batch.last_offset)
+                await self.source.commit({number: (batch.first_offset, intent.metadata())})
+                await asyncio.gather(self.sink.insert(batch), self.dead_letters.flush())
+            else:
+                await self.dead_letters.flush()
+            await self.source.commit({number: (batch.last_offset + 1, "")})
+            partition.flushes += 1
+        except CommitFailed as error:
+            if not partition.revoked:
+                log.warning(
+                    "commit for partition %d failed, batch %s abandoned: %s",
+                    number,
+                    batch.token,
+                    error,
+                )
+        finally:
+            self.poll()
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def holding(self) -> int:
+        """Messages held in open batches (not yet in flight)."""
+        return sum(p.open.messages for p in self.partitions.values() if p.open is not None)
+
+    async def drain(self, grace: float) -> None:
+        """Wait for batches in flight; open batches are abandoned uncommitted."""
+        tasks = [p.in_flight for p in self.partitions.values() if p.busy and p.in_flight]
+        for partition in self.partitions.values():
+            partition.open = None
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()

@@ -1,0 +1,111 @@
+"""The main job on the local stack (``make run``): stack, schema, topics, workers, a fleet.
+
+Runs until Ctrl-C or SIGTERM, with one live line: readings/s stored, lag, dead letters.
+Everything it started is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+from confluent_kafka import Consumer, TopicPartition
+
+from devstack import stack
+from streams import migrations, topics
+from streams.clickhouse import sync_client
+from streams.settings import Settings
+
+
+def run(settings: Settings, devices: int, rate: float, processes: int) -> int:
+    started = stack.up(settings, print)
+    try:
+        prepare(settings)
+        with children(settings, processes, devices, rate):
+            print("Ctrl-C stops everything started here.")
+            watch(settings)
+    finally:
+        print()
+        stack.down(settings, print, only=started)
+    return 0
+
+
+def prepare(settings: Settings) -> None:
+    sync_client(settings, database="default").command(
+        f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`"
+    )
+    client = sync_client(settings)
+    for migration in migrations.pending(client, migrations.load(settings.migrations_dir)):
+        print(f"applied {migration.path.name} in {migrations.apply(client, migration):.2f} s")
+    for line in topics.create(settings):
+        print(line)
+
+
+@contextlib.contextmanager
+def children(settings: Settings, processes: int, devices: int, rate: float) -> Iterator[None]:
+    env = {**os.environ, **settings.to_env(), "STREAMGAUGE_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "streams.cli"]
+    workers = subprocess.Popen([*command, "worker", "--processes", str(processes)], env=env)
+    fleet = subprocess.Popen(
+        [*command, "simulate", "--devices", str(devices), "--rate", str(rate)]
+        + ["--duration", "31536000", "--bad-ratio", "0.001"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    print(
+        f"workers: {processes} processes (pid {workers.pid}); "
+        f"simulated fleet: {devices} devices at {rate:.0f} msg/s (pid {fleet.pid})"
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process in (fleet, workers):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (fleet, workers):
+            process.wait(60)
+
+
+def watch(settings: Settings) -> None:
+    client = sync_client(settings)
+    consumer = Consumer({**settings.kafka_config(), "group.id": settings.consumer_group})
+    last = (time.monotonic(), _stored(client))
+    while True:
+        time.sleep(2)
+        now, stored = time.monotonic(), _stored(client)
+        rate = (stored - last[1]) / (now - last[0])
+        last = (now, stored)
+        lag, dead = _lag(consumer, settings)
+        line = f"stored {stored:>12,} readings  {rate:>9,.0f}/s   lag {lag:>8,} msgs   dlq {dead:,}"
+        print("\r" + line, end="", flush=True)
+
+
+def _stored(client: object) -> int:
+    result = client.query("SELECT count() FROM readings")  # type: ignore[attr-defined]
+    return int(result.result_rows[0][0])
+
+
+def _lag(consumer: Consumer, settings: Settings) -> tuple[int, int]:
+    metadata = consumer.list_topics(settings.topic, timeout=5).topics[settings.topic]
+    partitions = [TopicPartition(settings.topic, p) for p in metadata.partitions]
+    committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=5)}
+    lag = 0
+    for tp in partitions:
+        low, high = consumer.get_watermark_offsets(tp, timeout=5)
+        position = committed.get(tp.partition, -1)
+        lag += high - (position if position >= 0 else low)
+    _, dead = consumer.get_watermark_offsets(TopicPartition(settings.dlq_topic, 0), timeout=5)
+    return lag, dead
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

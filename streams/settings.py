@@ -1,0 +1,207 @@
+"""One typed settings object, built from ``STREAMGAUGE_*`` variables and command-line flags.
+
+Every setting is declared once here, with its variable name and a one-line description;
+``streamgauge --help-settings`` and docs/configuration.md are generated from this table.
+Code receives a ``Settings`` instance; nothing below the CLI reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from streams.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of every streamgauge component; defaults point at the local stack."""
+
+    log_level: str = _setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+
+    # Kafka
+    kafka_bootstrap_servers: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers.")
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT", "Kafka security.protocol (PLAINTEXT, SSL, SASL_SSL, SASL_PLAINTEXT)."
+    )
+    kafka_sasl_mechanism: str = _setting("", "Kafka SASL mechanism (PLAIN, SCRAM-SHA-512, ...).")
+    kafka_sasl_username: str = _setting("", "Kafka SASL user name.")
+    kafka_sasl_password: str = _setting("", "Kafka SASL password.")
+    topic: str = _setting("measurements", "Topic the devices publish measurements to.")
+    dlq_topic: str = _setting("measurements.dlq", "Dead-letter topic for rejected messages.")
+    consumer_group: str = _setting("streamgauge-ingest", "Consumer group of the workers.")
+    topic_partitions: int = _setting(6, "Partitions of the measurements topic (topics create).")
+    topic_replication: int = _setting(1, "Replication factor of both topics (topics create).")
+    topic_retention_hours: float = _setting(
+        168.0, "Retention of the measurements topic in hours (topics create)."
+    )
+    kafka_group_protocol: str = _setting(
+        "consumer", "Consumer group protocol: consumer (KIP-848, Kafka 4) or classic."
+    )
+    schemas_dir: Path = _setting(REPO_ROOT / "schemas" / "avro", "Every shipped Avro schema.")
+    schema_registry_url: str = _setting(
+        "", "Schema registry URL; when set, messages use Confluent framing (magic byte + id)."
+    )
+
+    # ClickHouse
+    clickhouse_host: str = _setting("127.0.0.1", "ClickHouse HTTP host.")
+    clickhouse_port: int = _setting(8123, "ClickHouse HTTP port.")
+    clickhouse_user: str = _setting("default", "ClickHouse user.")
+    clickhouse_password: str = _setting("", "ClickHouse password.")
+    clickhouse_database: str = _setting("streamgauge", "ClickHouse database of the tables.")
+    clickhouse_secure: bool = _setting(False, "Use HTTPS to reach ClickHouse.")
+    clickhouse_cluster: str = _setting(
+        "", "ClickHouse cluster name; when set, migrations render ON CLUSTER + Replicated engines."
+    )
+
+    # Workers
+    worker_processes: int = _setting(2, "Worker processes started by `streamgauge worker`.")
+    worker_index: int = _setting(0, "Index of this worker process (set by the supervisor).")
+    batch_max_rows: int = _setting(100_000, "A batch flushes when it holds this many readings.")
+    batch_max_bytes: int = _setting(64 * 2**20, "A batch flushes at this many message bytes.")
+    batch_max_seconds: float = _setting(1.0, "A batch flushes this long after its first message.")
+    insert_timeout_seconds: float = _setting(
+        30.0, "An insert running longer is cancelled on the server and retried."
+    )
+    max_future_seconds: float = _setting(
+        3600.0, "Readings with an event time further in the future are dead-lettered."
+    )
+    max_message_bytes: int = _setting(64 * 1024, "Larger messages are dead-lettered.")
+    worker_metrics_port: int = _setting(
+        9309, "First port of the workers' /metrics; process i listens on port + i."
+    )
+
+    # Lag exporter
+    lag_exporter_host: str = _setting("127.0.0.1", "Lag exporter listen address.")
+    lag_exporter_port: int = _setting(9308, "Lag exporter port (/metrics, /status).")
+    lag_groups: str = _setting(
+        "streamgauge-ingest", "Comma-separated consumer groups the lag exporter reports."
+    )
+    lag_refresh_seconds: float = _setting(5.0, "Seconds between two lag refreshes.")
+    lag_stop_after_seconds: float = _setting(
+        120.0, "A group with lag and no commit for this long is reported STOP."
+    )
+    lag_slo_seconds: float = _setting(
+        60.0, "Lag in seconds above which data counts as stale (API and alerts)."
+    )
+
+    # API
+    api_host: str = _setting("127.0.0.1", "Read API listen address.")
+    api_port: int = _setting(8080, "Read API port.")
+    api_keys: str = _setting(
+        "", "Comma-separated API keys as `scope1+scope2:sha256hex`; empty disables auth."
+    )
+    api_lag_url: str = _setting(
+        "http://127.0.0.1:9308/status", "Where the API reads lag for freshness."
+    )
+
+    migrations_dir: Path = _setting(
+        REPO_ROOT / "schemas" / "clickhouse", "Versioned ClickHouse migrations."
+    )
+
+    # Local stack
+    devstack_dir: Path = _setting(REPO_ROOT / ".devstack", "Data and logs of the local stack.")
+    cache_dir: Path = _setting(REPO_ROOT / ".cache", "Download caches (Maven repository).")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``STREAMGAUGE_*`` variables; non-None overrides (flags) win."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = env_name(f.name)
+            if name in environ:
+                values[f.name] = _parse(name, environ[name], hints[f.name])
+        unknown = sorted(k for k in environ if k.startswith("STREAMGAUGE_") and k not in _ENV_NAMES)
+        if unknown:
+            raise UserError(
+                f"Unknown setting {unknown[0]}; `streamgauge --help-settings` lists them all."
+            )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``STREAMGAUGE_*`` variables (how the supervisor hands them down)."""
+        rendered = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            rendered[env_name(f.name)] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return rendered
+
+    def kafka_config(self) -> dict[str, Any]:
+        """librdkafka client properties shared by every Kafka client."""
+        config: dict[str, Any] = {
+            "logger": logging.getLogger("streams.kafka"),
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            config["sasl.password"] = self.kafka_sasl_password
+        return config
+
+
+def env_name(field_name: str) -> str:
+    return "STREAMGAUGE_" + field_name.upper()
+
+
+_ENV_NAMES = {env_name(f.name) for f in dataclasses.fields(Settings)}
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            return _parse_bool(raw)
+        if kind is int:
+            return int(raw.replace("_", ""))
+        if kind is float:
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
+        if kind is Path:
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        kind_name = getattr(kind, "__name__", str(kind))
+        raise UserError(f"{name} must be a {kind_name}, got {raw!r}.") from None
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, in declaration order."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, Path):
+            default = (
+                str(default.relative_to(REPO_ROOT))
+                if default.is_relative_to(REPO_ROOT)
+                else str(default)
+            )
+        rows.append((env_name(f.name), str(default), str(f.metadata["doc"])))
+    return rows

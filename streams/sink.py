@@ -1,0 +1,99 @@
+"""The ClickHouse sink: one idempotent insert per batch, retried until ClickHouse acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from typing import Any
+
+from clickhouse_connect.driver.asyncclient import AsyncClient
+
+from streams.batch import COLUMNS, Batch
+
+log = logging.getLogger(__name__)
+
+COLUMN_TYPES = (
+    "String",
+    "LowCardinality(String)",
+    "DateTime64(3, 'UTC')",
+    "Float64",
+    "UInt64",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+)
+TABLE = "readings"
+
+
+class ClickHouseSink:
+    """Inserts batches into ``readings`` with a deduplication token derived from their offsets.
+
+    A failed or timed-out insert is retried with the same token after a jittered exponential
+    backoff, so a retry of an insert that did land is dropped by ClickHouse instead of stored
+    twice. An insert past its timeout is cancelled on the server (KILL QUERY) before retrying.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        insert_timeout: float,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._timeout = insert_timeout
+        self._max_backoff = max_backoff
+
+    async def insert(self, batch: Batch) -> None:
+        attempt = 0
+        while True:
+            query_id = f"streamgauge-{uuid.uuid4().hex}"
+            try:
+                await asyncio.wait_for(self._insert_once(batch, query_id), self._timeout)
+                return
+            except TimeoutError:
+                log.warning("insert %s exceeded %.0f s; cancelling it", batch.token, self._timeout)
+                await self._kill(query_id)
+            except Exception as error:
+                log.warning(
+                    "insert %s failed (attempt %d): %s", batch.token, attempt + 1, _short(error)
+                )
+            attempt += 1
+            await asyncio.sleep(backoff(attempt, self._max_backoff))
+
+    async def _insert_once(self, batch: Batch, query_id: str) -> None:
+        settings: dict[str, Any] = {
+            "insert_deduplicate": 1,
+            "insert_deduplication_token": batch.token,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+            "query_id": query_id,
+        }
+        await self._client.insert(
+            TABLE,
+            batch.columns(),
+            column_names=COLUMNS,
+            column_type_names=COLUMN_TYPES,
+            column_oriented=True,
+            settings=settings,
+        )
+
+    async def _kill(self, query_id: str) -> None:
+        try:
+            await asyncio.wait_for(
+                self._client.command(
+                    "KILL QUERY WHERE query_id = {id:String} ASYNC", parameters={"id": query_id}
+                ),
+                10,
+            )
+        except Exception as error:
+            log.warning("could not cancel query %s: %s", query_id, _short(error))
+
+
+def backoff(attempt: int, cap: float, base: float = 0.2) -> float:
+    """Full-jitter exponential backoff: processes retrying together spread out."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]

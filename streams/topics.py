@@ -1,0 +1,86 @@
+"""Creating the measurements topic and its dead-letter topic, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from streams.errors import UserError
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str]
+
+
+def specs(settings: Settings) -> list[TopicSpec]:
+    retention_ms = str(int(settings.topic_retention_hours * 3600 * 1000))
+    return [
+        TopicSpec(
+            settings.topic,
+            settings.topic_partitions,
+            settings.topic_replication,
+            {"retention.ms": retention_ms, "compression.type": "producer"},
+        ),
+        # Dead letters are kept long enough for someone to look at them: 30 days.
+        TopicSpec(
+            settings.dlq_topic,
+            1,
+            settings.topic_replication,
+            {"retention.ms": str(30 * 24 * 3600 * 1000)},
+        ),
+    ]
+
+
+def create(settings: Settings) -> list[str]:
+    """Create missing topics; check existing ones against the spec. One line per topic."""
+    admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000})
+    try:
+        existing = admin.list_topics(timeout=15).topics
+    except KafkaException as error:
+        raise UserError(
+            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable ({error.args[0]}); "
+            "start it (`streamgauge dev up` locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
+        ) from None
+    report = []
+    for spec in specs(settings):
+        if spec.name in existing:
+            report.append(_check_existing(admin, spec, len(existing[spec.name].partitions)))
+            continue
+        future = admin.create_topics(
+            [NewTopic(spec.name, spec.partitions, spec.replication, config=spec.config)]
+        )[spec.name]
+        try:
+            future.result(30)
+        except KafkaException as error:
+            raise UserError(f"Creating topic {spec.name} failed: {error.args[0].str()}") from None
+        report.append(
+            f"{spec.name}: created with {spec.partitions} partitions, "
+            f"replication {spec.replication}"
+        )
+    return report
+
+
+def _check_existing(admin: AdminClient, spec: TopicSpec, partitions: int) -> str:
+    if partitions < spec.partitions:
+        raise UserError(
+            f"Topic {spec.name} exists with {partitions} partitions, fewer than the "
+            f"{spec.partitions} configured (STREAMGAUGE_TOPIC_PARTITIONS); add partitions with "
+            f"kafka-topics --alter --partitions {spec.partitions}, or lower the setting."
+        )
+    resource = ConfigResource(ResourceType.TOPIC, spec.name)
+    actual = admin.describe_configs([resource])[resource].result(30)
+    differences = [
+        f"{key}={actual[key].value} (configured {value})"
+        for key, value in spec.config.items()
+        if key in actual and actual[key].value != value
+    ]
+    note = f"; differs from the settings: {', '.join(differences)}" if differences else ""
+    more = f" (more than the {spec.partitions} configured)" if partitions > spec.partitions else ""
+    return f"{spec.name}: exists with {partitions} partitions{more}{note}"

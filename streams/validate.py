@@ -1,0 +1,68 @@
+"""Validation of decoded measurements: what a reading must satisfy before it is stored."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from streams.codec import Record
+
+Reason = Literal[
+    "not_avro",  # not our wire format, or a corrupt Avro body
+    "unknown_schema",  # a fingerprint or registry id no shipped schema has
+    "oversized",  # the message is larger than STREAMGAUGE_MAX_MESSAGE_BYTES
+    "invalid_device_id",  # empty, too long, or characters outside [A-Za-z0-9._:-]
+    "invalid_metric",  # a metric name outside [a-z][a-z0-9_.]{0,63}
+    "non_finite_value",  # NaN or an infinity
+    "no_readings",  # the readings map is empty
+    "invalid_event_time",  # before 2001-01-01 (an unset clock) or far in the future
+    "invalid_seq",  # a negative sequence number
+]
+
+REASONS: tuple[Reason, ...] = Reason.__args__  # type: ignore[attr-defined]
+
+DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+METRIC = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+EARLIEST_EVENT_MS = 978_307_200_000  # 2001-01-01T00:00:00Z
+_MAX_REMEMBERED_METRICS = 10_000
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a message goes to the dead-letter topic instead of ClickHouse."""
+
+    reason: Reason
+    detail: str
+
+
+class Validator:
+    """Checks one record; remembers metric names already accepted (they repeat endlessly)."""
+
+    def __init__(self, max_future_ms: int) -> None:
+        self.max_future_ms = max_future_ms
+        self._metrics: set[str] = set()
+
+    def check(self, record: Record, now_ms: int) -> Rejection | None:
+        device_id = record["device_id"]
+        if DEVICE_ID.fullmatch(device_id) is None:
+            return Rejection("invalid_device_id", f"device_id {device_id[:140]!r}")
+        event_time = record["event_time"]
+        if event_time < EARLIEST_EVENT_MS or event_time > now_ms + self.max_future_ms:
+            return Rejection("invalid_event_time", f"event_time {event_time} ms, now {now_ms} ms")
+        if record["seq"] < 0:
+            return Rejection("invalid_seq", f"seq {record['seq']}")
+        readings = record["readings"]
+        if not readings:
+            return Rejection("no_readings", "the readings map is empty")
+        for metric, value in readings.items():
+            if metric not in self._metrics:
+                if METRIC.fullmatch(metric) is None:
+                    return Rejection("invalid_metric", f"metric {metric[:80]!r}")
+                if len(self._metrics) >= _MAX_REMEMBERED_METRICS:
+                    self._metrics.clear()
+                self._metrics.add(metric)
+            if not math.isfinite(value):
+                return Rejection("non_finite_value", f"{metric} = {value}")
+        return None

@@ -1,0 +1,45 @@
+"""One worker process: its own Kafka consumer, its own ClickHouse client, the Faust agent.
+
+Started by the supervisor (`streamgauge worker --processes N`), with its settings in the
+environment; ``python -m streams.worker`` runs one directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import faust
+
+from streams.app import create_app
+from streams.errors import UserError
+from streams.settings import Settings
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except UserError as error:
+        print(f"streamgauge worker: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s worker-{settings.worker_index}[%(process)d] "
+        "%(name)s: %(message)s",
+    )
+    for noisy in ("faust", "mode", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app, poller = create_app(settings)
+    worker = faust.Worker(
+        app,
+        poller,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Shared fixtures: the local stack (started if needed, stopped if we started it), unique names."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from devstack import stack
+from streams import migrations, topics
+from streams.clickhouse import sync_client
+from streams.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Settings]:
+    """Kafka and the local ClickHouse, running for the whole session."""
+    settings = Settings.from_env()
+    started = stack.up(settings, lambda line: print(line))
+    yield settings
+    if started:
+        stack.down(settings, lambda line: print(line), only=started)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and database names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def pipeline(local_stack: Settings, unique: str) -> Iterator[Settings]:
+    """Settings for an isolated pipeline: its own topics, consumer group and database."""
+    settings = dataclasses.replace(
+        local_stack,
+        topic=f"measurements-{unique}",
+        dlq_topic=f"measurements-{unique}.dlq",
+        consumer_group=f"ingest-{unique}",
+        clickhouse_database=f"test_{unique}",
+        batch_max_seconds=0.5,
+    )
+    topics.create(settings)
+    migrate_up(settings)
+    yield settings
+    sync_client(settings, database="default").command(
+        f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}` SYNC"
+    )
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+        future.result()
+
+
+def migrate_up(settings: Settings) -> None:
+    sync_client(settings, database="default").command(
+        f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`"
+    )
+    client = sync_client(settings)
+    for migration in migrations.pending(client, migrations.load(settings.migrations_dir)):
+        migrations.apply(client, migration)
