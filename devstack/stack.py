@@ -48,7 +48,9 @@ class Status:
 
 def components(settings: Settings) -> list[Component]:
     kafka_host, kafka_port = _host_port(settings.kafka_bootstrap_servers)
-    kafka = KafkaBroker(settings.devstack_dir, settings.cache_dir, kafka_host, kafka_port)
+    kafka = KafkaBroker(
+        settings.devstack_dir, settings.cache_dir, kafka_host, kafka_port, kafka_port + 1
+    )
     clickhouse = LocalClickHouse(
         settings.devstack_dir,
         host=settings.clickhouse_host,
