@@ -51,9 +51,9 @@ def children(settings: Settings, processes: int, devices: int, rate: float) -> I
     env = {**os.environ, **settings.to_env(), "STREAMGAUGE_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "streams.cli"]
     workers = subprocess.Popen([*command, "worker", "--processes", str(processes)], env=env)
+    simulate = ["simulate", "--devices", str(devices), "--rate", str(rate)]
     fleet = subprocess.Popen(
-        [*command, "simulate", "--devices", str(devices), "--rate", str(rate)]
-        + ["--duration", "31536000", "--bad-ratio", "0.001"],
+        [*command, *simulate, "--duration", "31536000", "--bad-ratio", "0.001"],
         env=env,
         stdout=subprocess.DEVNULL,
     )

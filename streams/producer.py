@@ -48,6 +48,9 @@ class MeasurementProducer:
                 "linger.ms": 20,
                 "batch.size": 1_000_000,
                 "compression.type": "lz4",
+                # The Java client's default: a device lands on the same partition whatever
+                # language its firmware publishes from (streams/partitioner.py).
+                "partitioner": "murmur2_random",
                 **(extra_config or {}),
             }
         )
