@@ -106,6 +106,12 @@ class Settings:
     api_lag_url: str = _setting(
         "http://127.0.0.1:9308/status", "Where the API reads lag for freshness."
     )
+    api_query_timeout_seconds: float = _setting(
+        5.0, "A read API query running longer is cancelled and answered with 504."
+    )
+    api_cache_seconds: float = _setting(
+        2.0, "How long the read API reuses an answer (absorbs dashboard polling); 0 disables."
+    )
 
     migrations_dir: Path = _setting(
         REPO_ROOT / "schemas" / "clickhouse", "Versioned ClickHouse migrations."

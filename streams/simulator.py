@@ -75,7 +75,7 @@ class Fleet:
             "seq": device.seq,
             "readings": {name: round(v, 4) for name, v in device.values.items()},
             "firmware": device.firmware,
-            "site": device.site,
+            "site": device.site if device.version >= 2 else None,  # v1 has no site
         }
 
 

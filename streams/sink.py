@@ -38,7 +38,7 @@ class ClickHouseSink:
         self,
         client: AsyncClient,
         insert_timeout: float,
-        max_backoff: float = 30.0,
+        max_backoff: float = 5.0,
     ) -> None:
         self._client = client
         self._timeout = insert_timeout

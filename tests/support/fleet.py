@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -104,3 +105,33 @@ def end_offsets(settings: Settings) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+class SteadyProducer(threading.Thread):
+    """Produces a fleet's messages at a steady rate in the background until ``count``."""
+
+    def __init__(self, settings: Settings, devices: int, count: int, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.settings = settings
+        versions = [v.version for v in load_versions(settings.schemas_dir)]
+        self.fleet = simulator.Fleet(devices, versions)
+        self.count = count
+        self.rate = rate
+        self.sent = Sent()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            producer = MeasurementProducer(self.settings)
+            start = time.monotonic()
+            devices = self.fleet.devices
+            for i in range(self.count):
+                while i >= (time.monotonic() - start) * self.rate:
+                    time.sleep(0.005)
+                device = devices[i % len(devices)]
+                record = self.fleet.reading(device, int(time.time() * 1000))
+                producer.send(record, device.version)
+                self.sent.records.append(record)
+            producer.flush()
+        except BaseException as error:  # surfaced by the test through .error
+            self.error = error

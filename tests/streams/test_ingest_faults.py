@@ -1,0 +1,184 @@
+"""The pipeline under faults: a worker killed mid-stream, ClickHouse gone for 10 s, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from devstack.clickhouse_local import LocalClickHouse
+from devstack.daemon import port_open
+from streams.settings import Settings
+from tests.conftest import migrate_up
+from tests.support.fleet import SteadyProducer, committed, count, end_offsets, produce
+from tests.support.workers import Workers, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def drained(settings: Settings) -> bool:
+    return committed(settings) == end_offsets(settings)
+
+
+def positions(settings: Settings) -> dict[int, int]:
+    """Where the group resumes per partition (no commit yet, or an intent at 0, is 0)."""
+    return {partition: max(offset, 0) for partition, offset in committed(settings).items()}
+
+
+def assert_stored_exactly_once(settings: Settings, readings: int) -> None:
+    assert count(settings, "SELECT count() FROM readings FINAL") == readings
+    assert count(settings, "SELECT count() FROM readings") == readings, "an insert was repeated"
+    assert count(settings, "SELECT uniqExact(device_id, metric, seq) FROM readings") == readings
+    assert count(settings, "SELECT sum(count) FROM readings_1m") == readings
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_loses_and_duplicates_nothing(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    workers = Workers(pipeline, 2, tmp_path / "workers.log")
+    try:
+        assert wait_until(lambda: len(workers.children()) == 2, 30)
+        fleet = SteadyProducer(pipeline, devices=100, count=30_000, rate=5_000)
+        fleet.start()
+        time.sleep(2.5)
+        victim = workers.children()[0]
+        os.kill(victim, signal.SIGKILL)
+        fleet.join(60)
+        assert fleet.error is None
+        assert wait_until(lambda: drained(pipeline), 120), workers.output()[-3000:]
+        survivors = workers.children()
+        assert len(survivors) == 2, "the supervisor restarted the killed worker"
+        assert victim not in survivors
+    finally:
+        assert workers.stop() == 0
+    assert "exited with code -9" in workers.output()
+    assert_stored_exactly_once(pipeline, fleet.sent.readings)
+
+
+@pytest.fixture
+def private_clickhouse(
+    pipeline: Settings, tmp_path: Path
+) -> Iterator[tuple[Settings, LocalClickHouse]]:
+    """The pipeline on a ClickHouse of its own, so stopping it disturbs no other test."""
+    port = _free_port()
+    server = LocalClickHouse(tmp_path / "stack", port=port)
+    server.start()
+    server.daemon.wait_ready(server.ready, 30)
+    settings = dataclasses.replace(pipeline, clickhouse_port=port)
+    migrate_up(settings)
+    yield settings, server
+    server.daemon.stop()
+
+
+@pytest.mark.slow
+def test_clickhouse_down_for_10_s_commits_nothing_and_recovers(
+    private_clickhouse: tuple[Settings, LocalClickHouse], tmp_path: Path
+) -> None:
+    settings, server = private_clickhouse
+    workers = Workers(settings, 2, tmp_path / "workers.log")
+    try:
+        assert wait_until(lambda: len(workers.children()) == 2, 30)
+        pids = workers.children()
+        fleet = SteadyProducer(settings, devices=50, count=20_000, rate=1_000)
+        fleet.start()
+        time.sleep(3)
+        server.daemon.stop()
+        time.sleep(1.5)  # batches in flight at the moment of the stop settle into retrying
+        frozen = positions(settings)
+        time.sleep(8)
+        assert positions(settings) == frozen, "offsets moved while ClickHouse was down"
+        server.start()
+        server.daemon.wait_ready(server.ready, 30)
+        fleet.join(60)
+        assert fleet.error is None
+        assert wait_until(lambda: drained(settings), 120), workers.output()[-3000:]
+        assert workers.children() == pids, "no worker process restarted (no crash loop)"
+    finally:
+        assert workers.stop() == 0
+    assert "failed (attempt" in workers.output(), "inserts were retried"
+    assert_stored_exactly_once(settings, fleet.sent.readings)
+
+
+# What each kind of malformed message the simulator makes is rejected as.
+EXPECTED_REASON = {
+    "not_avro": "not_avro",
+    "truncated": "not_avro",
+    "unknown_schema": "unknown_schema",
+    "non_finite_value": "non_finite_value",
+    "future_event_time": "invalid_event_time",
+    "invalid_device_id": "invalid_device_id",
+}
+
+
+def test_mixed_versions_and_malformed_messages(pipeline: Settings, tmp_path: Path) -> None:
+    workers = Workers(pipeline, 2, tmp_path / "workers.log")
+    try:
+        sent = produce(pipeline, devices=100, messages_per_device=40, bad_ratio=0.05)
+        assert wait_until(lambda: drained(pipeline), 120), workers.output()[-3000:]
+    finally:
+        assert workers.stop() == 0
+    assert {r["site"] is None for r in sent.records} == {True, False}, "both schema versions"
+    assert count(pipeline, "SELECT count() FROM readings") == sent.readings
+    v1_readings = sum(len(r["readings"]) for r in sent.records if r["site"] is None)
+    assert count(pipeline, "SELECT countIf(site = '') FROM readings") == v1_readings
+
+    letters = read_dead_letters(pipeline, sum(sent.bad.values()))
+    reasons = Counter(headers["streamgauge.reason"] for headers, _ in letters)
+    expected: Counter[str] = Counter()
+    for kind, n in sent.bad.items():
+        expected[EXPECTED_REASON[kind]] += n
+    assert reasons == expected
+    source = Consumer({"bootstrap.servers": pipeline.kafka_bootstrap_servers, "group.id": "probe"})
+    for headers, value in letters[:20]:
+        assert headers["streamgauge.source.topic"] == pipeline.topic
+        original = TopicPartition(
+            pipeline.topic,
+            int(headers["streamgauge.source.partition"]),
+            int(headers["streamgauge.source.offset"]),
+        )
+        source.assign([original])
+        message = source.consume(1, 10)[0]
+        assert message.value() == value, "the dead letter is the original message"
+    source.close()
+
+
+def read_dead_letters(settings: Settings, expected: int) -> list[tuple[dict[str, str], bytes]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"dlq-reader-{settings.consumer_group}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.assign([TopicPartition(settings.dlq_topic, 0, 0)])
+    letters: list[tuple[dict[str, str], bytes]] = []
+    deadline = time.monotonic() + 30
+    while len(letters) < expected and time.monotonic() < deadline:
+        for message in consumer.consume(500, 1):
+            headers = {k: _text(v) for k, v in dict(message.headers() or {}).items()}
+            letters.append((headers, message.value() or b""))
+    consumer.close()
+    assert len(letters) == expected
+    return letters
+
+
+def _text(value: str | bytes | None) -> str:
+    return value.decode() if isinstance(value, bytes) else value or ""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    assert not port_open("127.0.0.1", port)
+    return port
