@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiohttp import web
 from clickhouse_connect.driver.asyncclient import AsyncClient
 from confluent_kafka import Message
 from faust.app.base import BootStrategy
@@ -31,6 +32,7 @@ from streams.settings import Settings
 from streams.sink import ClickHouseSink
 from streams.source import KafkaSource
 from streams.validate import Validator
+from streams.worker_metrics import WorkerMetrics, serve
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Poller(Service):
         self.channel = channel
         self.ingest: Ingest | None = None
         self.client: AsyncClient | None = None
+        self.metrics_server: web.AppRunner | None = None
         self.source: KafkaSource | None = None
         self.queued = 0
 
@@ -71,13 +74,19 @@ class Poller(Service):
         self.client = client = await async_client(settings, autogenerate_query_id=False)
         versions = load_versions(settings.schemas_dir)
         dead_letters = DeadLetters(settings)
-        self.source = KafkaSource(settings, self._on_rebalance)
+        metrics = WorkerMetrics(settings.topic, settings.worker_index)
+        self.metrics_server = await serve(
+            metrics,
+            settings.worker_metrics_host,
+            settings.worker_metrics_port + settings.worker_index,
+        )
+        self.source = KafkaSource(settings, self._on_rebalance, metrics)
         self.ingest = Ingest(
             settings.topic,
             self.source,
             Decoder(versions, registry_client(settings.schema_registry_url)),
             Validator(int(settings.max_future_seconds * 1000)),
-            ClickHouseSink(client, settings.insert_timeout_seconds),
+            ClickHouseSink(client, settings.insert_timeout_seconds, metrics),
             dead_letters,
             Limits(
                 settings.batch_max_rows,
@@ -85,6 +94,7 @@ class Poller(Service):
                 settings.batch_max_seconds,
                 settings.max_message_bytes,
             ),
+            metrics,
         )
 
     def _on_rebalance(self, event: Any) -> None:
@@ -131,6 +141,8 @@ class Poller(Service):
             self.source.close()
         if self.client is not None:
             await self.client.close()
+        if self.metrics_server is not None:
+            await self.metrics_server.cleanup()
         log.info("worker %d: stopped", self.settings.worker_index)
 
 

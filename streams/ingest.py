@@ -14,19 +14,45 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from confluent_kafka import Message
 
 from streams.batch import Batch
 from streams.codec import DecodeError, Decoder, Record
-from streams.dlq import DeadLetters
 from streams.offsets import Intent
-from streams.sink import ClickHouseSink
-from streams.source import Assigned, CommitFailed, KafkaSource, RebalanceEvent, Revoked
+from streams.source import Assigned, CommitFailed, RebalanceEvent, Revoked
 from streams.validate import Rejection, Validator
+from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """What the data path needs of the consumer (streams/source.py: KafkaSource)."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    async def commit(self, offsets: dict[int, tuple[int, str]]) -> None: ...
+
+    def pause(self, partitions: Sequence[int]) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Stores a batch, retrying until ClickHouse acknowledged (streams/sink.py)."""
+
+    async def insert(self, batch: Batch) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    """Rejected messages (streams/dlq.py: DeadLetters)."""
+
+    def send(self, message: Message, rejection: Rejection) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,12 +87,13 @@ class Ingest:
     def __init__(
         self,
         topic: str,
-        source: KafkaSource,
+        source: Source,
         decoder: Decoder,
         validator: Validator,
-        sink: ClickHouseSink,
-        dead_letters: DeadLetters,
+        sink: Sink,
+        dead_letters: DeadLetterSink,
         limits: Limits,
+        metrics: WorkerMetrics,
     ) -> None:
         self.topic = topic
         self.source = source
@@ -75,11 +102,15 @@ class Ingest:
         self.sink = sink
         self.dead_letters = dead_letters
         self.limits = limits
+        self.metrics = metrics
         self.partitions: dict[int, Partition] = {}
 
     # -- rebalances (called inside consume(), on the event loop's thread) -----------------
 
     def on_rebalance(self, event: RebalanceEvent) -> None:
+        self.metrics.rebalance(
+            "assigned" if isinstance(event, Assigned) else "lost" if event.lost else "revoked"
+        )
         if isinstance(event, Assigned):
             for number, intent in event.partitions.items():
                 self.partitions[number] = Partition(number, intent=intent)
@@ -98,6 +129,7 @@ class Ingest:
     def submit(self, messages: Sequence[Message]) -> None:
         """Decode, validate and batch polled messages; start the flushes that are due."""
         now_ms = int(time.time() * 1000)
+        self.metrics.consumed.inc(len(messages))
         for message in messages:
             partition = self.partitions.get(cast(int, message.partition()))
             if partition is None:  # revoked since it was fetched
@@ -140,6 +172,7 @@ class Ingest:
         checked = self._check(payload, now_ms)
         if isinstance(checked, Rejection):
             self.dead_letters.send(message, checked)
+            self.metrics.dead_lettered(checked.reason)
             batch.skip(offset, size)
         else:
             batch.add(offset, size, checked)
@@ -167,14 +200,18 @@ class Ingest:
         batch, partition.open, partition.intent = partition.open, None, None
         assert batch is not None
         partition.in_flight = asyncio.create_task(self._flush(partition, batch))
+        # Once done, the next batch may go (and a paused partition resume).
+        partition.in_flight.add_done_callback(lambda _task: self.poll())
 
     async def _flush(self, partition: Partition, batch: Batch) -> None:
         number = partition.number
+        self.metrics.in_flight.inc()
         try:
             if batch.rows:
                 intent = Intent(batch.first_offset, batch.last_offset)
                 await self.source.commit({number: (batch.first_offset, intent.metadata())})
                 await asyncio.gather(self.sink.insert(batch), self.dead_letters.flush())
+                self.metrics.batch_stored(batch.rows, batch.size_bytes, batch.oldest_event_ms)
             else:
                 await self.dead_letters.flush()
             await self.source.commit({number: (batch.last_offset + 1, "")})
@@ -188,7 +225,7 @@ class Ingest:
                     error,
                 )
         finally:
-            self.poll()
+            self.metrics.in_flight.dec()
 
     # -- shutdown -----------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ class Settings:
         3600.0, "Readings with an event time further in the future are dead-lettered."
     )
     max_message_bytes: int = _setting(64 * 1024, "Larger messages are dead-lettered.")
+    worker_metrics_host: str = _setting("127.0.0.1", "Listen address of the workers' /metrics.")
     worker_metrics_port: int = _setting(
         9309, "First port of the workers' /metrics; process i listens on port + i."
     )
@@ -92,6 +93,9 @@ class Settings:
     lag_refresh_seconds: float = _setting(5.0, "Seconds between two lag refreshes.")
     lag_stop_after_seconds: float = _setting(
         120.0, "A group with lag and no commit for this long is reported STOP."
+    )
+    lag_window_refreshes: int = _setting(
+        12, "Refreshes in the consumer-status window (WARN and STALL need a full window)."
     )
     lag_slo_seconds: float = _setting(
         60.0, "Lag in seconds above which data counts as stale (API and alerts)."
@@ -196,6 +200,25 @@ def _parse_bool(raw: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(raw)
+
+
+def markdown() -> str:
+    """docs/configuration.md: every setting, its default and meaning."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is a `STREAMGAUGE_*` environment variable; command-line flags override",
+        "them. Defaults point at the local stack. Generated from streams/settings.py by",
+        "`streamgauge --help-settings --markdown > docs/configuration.md`; a test keeps it true.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, default, doc in describe():
+        lines.append(
+            f"| `{name}` | `{default}` | {doc} |" if default else f"| `{name}` | | {doc} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def describe() -> list[tuple[str, str, str]]:

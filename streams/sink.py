@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
+import time
 import uuid
 from typing import Any
 
 from clickhouse_connect.driver.asyncclient import AsyncClient
 
 from streams.batch import COLUMNS, Batch
+from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ COLUMN_TYPES = (
     "LowCardinality(String)",
 )
 TABLE = "readings"
+_CODE = re.compile(r"Code: (\d+)")
 
 
 class ClickHouseSink:
@@ -38,9 +42,11 @@ class ClickHouseSink:
         self,
         client: AsyncClient,
         insert_timeout: float,
+        metrics: WorkerMetrics,
         max_backoff: float = 5.0,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._timeout = insert_timeout
         self._max_backoff = max_backoff
 
@@ -48,16 +54,21 @@ class ClickHouseSink:
         attempt = 0
         while True:
             query_id = f"streamgauge-{uuid.uuid4().hex}"
+            started = time.monotonic()
             try:
                 await asyncio.wait_for(self._insert_once(batch, query_id), self._timeout)
+                self._metrics.insert_duration.observe(time.monotonic() - started)
                 return
             except TimeoutError:
+                self._metrics.clickhouse_error("timeout")
                 log.warning("insert %s exceeded %.0f s; cancelling it", batch.token, self._timeout)
                 await self._kill(query_id)
             except Exception as error:
+                self._metrics.clickhouse_error(error_kind(error))
                 log.warning(
                     "insert %s failed (attempt %d): %s", batch.token, attempt + 1, _short(error)
                 )
+            self._metrics.insert_duration.observe(time.monotonic() - started)
             attempt += 1
             await asyncio.sleep(backoff(attempt, self._max_backoff))
 
@@ -87,6 +98,20 @@ class ClickHouseSink:
             )
         except Exception as error:
             log.warning("could not cancel query %s: %s", query_id, _short(error))
+
+
+def error_kind(error: BaseException) -> str:
+    """A low-cardinality label: the ClickHouse error code, or the kind of failure."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int) and code > 0:
+        return f"code_{code}"
+    text = str(error)
+    match = _CODE.search(text)
+    if match:
+        return f"code_{match.group(1)}"
+    if isinstance(error, OSError) or "connect" in text.lower():
+        return "connection"
+    return type(error).__name__.lower()
 
 
 def backoff(attempt: int, cap: float, base: float = 0.2) -> float:

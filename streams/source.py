@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from streams.offsets import Intent, parse_intent
 from streams.settings import Settings
+from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,18 @@ class CommitFailed(Exception):
 class KafkaSource:
     """Owns one consumer: poll, pause/resume, commit; reports rebalances as events."""
 
-    def __init__(self, settings: Settings, on_rebalance: Callable[[RebalanceEvent], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_rebalance: Callable[[RebalanceEvent], None],
+        metrics: WorkerMetrics,
+    ) -> None:
         self.topic = settings.topic
         self._on_rebalance = on_rebalance
         self._pending_commits: collections.deque[asyncio.Future[None]] = collections.deque()
         self._paused: set[int] = set()
+        self._paused_since = 0.0
+        self._metrics = metrics
         self.assigned: set[int] = set()
         config: dict[str, Any] = {
             **settings.kafka_config(),
@@ -105,12 +114,16 @@ class KafkaSource:
         todo = [p for p in partitions if p in self.assigned and p not in self._paused]
         if todo:
             self._consumer.pause([TopicPartition(self.topic, p) for p in todo])
+            if not self._paused:
+                self._paused_since = time.monotonic()
             self._paused.update(todo)
 
     def resume(self) -> None:
         todo = [p for p in self._paused if p in self.assigned]
         if todo:
             self._consumer.resume([TopicPartition(self.topic, p) for p in todo])
+        if self._paused:
+            self._metrics.paused.inc(time.monotonic() - self._paused_since)
         self._paused.clear()
 
     @property

@@ -37,6 +37,7 @@ def main() -> int:
         redirect_stdouts=False,
         override_logging=False,
     )
+    worker.spinner = None  # Faust's terminal spinner writes escape codes even when quiet
     worker.execute_from_commandline()
     return 0
 

@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--help-settings", action="store_true", help="list every STREAMGAUGE_* setting and exit"
     )
+    parser.add_argument(
+        "--markdown", action="store_true", help="with --help-settings: as a Markdown table"
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (STREAMGAUGE_LOG_LEVEL)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
@@ -39,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.help_settings:
-        print_settings()
+        if args.markdown:
+            print(settings.markdown(), end="")
+        else:
+            print_settings()
         return 0
     if args.command is None:
         parser.print_help()

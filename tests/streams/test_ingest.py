@@ -1,0 +1,205 @@
+"""The data path with small fakes at the edges: batching, intents, back-pressure, rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from confluent_kafka import Message
+
+from streams.batch import Batch
+from streams.codec import Decoder, Encoder, load_versions
+from streams.ingest import Ingest, Limits
+from streams.offsets import Intent
+from streams.source import Assigned, Revoked
+from streams.validate import Rejection, Validator
+from streams.worker_metrics import WorkerMetrics
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+VERSIONS = load_versions(SCHEMAS)
+ENCODER = Encoder(VERSIONS[-1])
+
+
+@dataclass
+class FakeMessage:
+    """The part of confluent_kafka.Message the data path reads."""
+
+    _partition: int
+    _offset: int
+    _value: bytes
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+
+@dataclass
+class FakeSource:
+    log: list[tuple[str, Any]]
+    paused: bool = False
+
+    async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
+        self.log.append(("commit", offsets))
+
+    def pause(self, partitions: Sequence[int]) -> None:
+        self.paused = True
+        self.log.append(("pause", list(partitions)))
+
+    def resume(self) -> None:
+        self.paused = False
+        self.log.append(("resume", None))
+
+
+@dataclass
+class FakeSink:
+    log: list[tuple[str, Any]]
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    batches: list[Batch] = field(default_factory=list)
+
+    async def insert(self, batch: Batch) -> None:
+        self.log.append(("insert", batch.token))
+        await self.gate.wait()
+        self.batches.append(batch)
+
+
+@dataclass
+class FakeDeadLetters:
+    sent: list[tuple[int, str]] = field(default_factory=list)
+
+    def send(self, message: Message, rejection: Rejection) -> None:
+        self.sent.append((cast(int, message.offset()), rejection.reason))
+
+    async def flush(self) -> None:
+        return None
+
+
+def message(partition: int, offset: int, valid: bool = True) -> Message:
+    record = {
+        "device_id": f"dev-{offset % 3}",
+        "event_time": 1_795_670_400_000,
+        "seq": offset,
+        "readings": {"a": 1.0, "b": 2.0},
+        "firmware": "",
+        "site": None,
+    }
+    payload = ENCODER.encode(record) if valid else b"garbage"
+    return cast(Message, FakeMessage(partition, offset, payload))
+
+
+def make_ingest(
+    max_rows: int = 10, max_seconds: float = 60.0
+) -> tuple[Ingest, list[tuple[str, Any]], FakeSink, FakeDeadLetters]:
+    log: list[tuple[str, Any]] = []
+    sink = FakeSink(log)
+    dead = FakeDeadLetters()
+    ingest = Ingest(
+        "m",
+        FakeSource(log),
+        Decoder(VERSIONS),
+        Validator(max_future_ms=10**12),
+        sink,
+        dead,
+        Limits(
+            max_rows=max_rows, max_bytes=10**9, max_seconds=max_seconds, max_message_bytes=10_000
+        ),
+        WorkerMetrics("m", 0),
+    )
+    return ingest, log, sink, dead
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_full_batch_is_announced_inserted_then_committed() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=10)
+    ingest.on_rebalance(Assigned({0: None}))
+    sink.gate.set()
+    ingest.submit([message(0, offset) for offset in range(5)])  # 10 readings: full
+    await settle()
+    assert log == [
+        ("commit", {0: (0, "sg1:0-4")}),
+        ("insert", "m/0/0-4"),
+        ("commit", {0: (5, "")}),
+    ]
+    assert sink.batches[0].rows == 10
+
+
+async def test_a_replayed_intent_cuts_the_batch_where_the_crashed_owner_did() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000)
+    ingest.on_rebalance(Assigned({0: Intent(100, 102)}))
+    sink.gate.set()
+    ingest.submit([message(0, offset) for offset in range(100, 106)])
+    await settle()
+    assert ("insert", "m/0/100-102") in log, "same range, same token: ClickHouse drops the repeat"
+    assert ("commit", {0: (103, "")}) in log
+    assert ingest.partitions[0].open is not None
+    assert ingest.partitions[0].open.first_offset == 103
+
+
+async def test_an_intent_for_a_range_no_longer_retained_is_dropped() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: Intent(10, 20)}))
+    sink.gate.set()
+    ingest.submit([message(0, offset) for offset in range(50, 52)])  # retention moved past 10
+    await settle()
+    assert ("insert", "m/0/50-51") in log
+
+
+async def test_rejected_messages_stay_in_the_range_but_add_no_rows() -> None:
+    ingest, _, sink, dead = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None}))
+    sink.gate.set()
+    ingest.submit([message(0, 0), message(0, 1, valid=False), message(0, 2)])
+    await settle()
+    assert dead.sent == [(1, "not_avro")]
+    assert sink.batches[0].token == "m/0/0-2"
+    assert sink.batches[0].rows == 4
+
+
+async def test_a_batch_of_only_rejected_messages_commits_without_inserting() -> None:
+    ingest, log, _, _ = make_ingest(max_rows=4, max_seconds=0.0)
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0, valid=False), message(0, 1, valid=False)])
+    await settle()
+    assert log == [("commit", {0: (2, "")})]
+
+
+async def test_back_pressure_pauses_a_full_partition_and_resumes_after_the_insert() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, offset) for offset in range(2)])  # full: flush starts, blocks
+    await settle()
+    ingest.submit([message(0, offset) for offset in range(2, 4)])  # full again, one in flight
+    await settle()
+    assert ("pause", [0]) in log
+    sink.gate.set()
+    await settle()
+    assert ("resume", None) in log
+    assert [b.token for b in sink.batches] == ["m/0/0-1", "m/0/2-3"]
+
+
+async def test_a_revoked_partition_drops_its_batches_and_commits_nothing_more() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    ingest.submit([message(0, 0), message(0, 1), message(1, 0)])
+    await settle()
+    in_flight = ingest.partitions[0].in_flight
+    ingest.on_rebalance(Revoked(frozenset({0, 1})))
+    sink.gate.set()
+    await settle()
+    assert in_flight is not None
+    assert in_flight.cancelled()
+    assert not sink.batches
+    assert ("commit", {0: (2, "")}) not in log
+    ingest.submit([message(0, 2)])  # fetched before the revocation: ignored
+    assert not ingest.partitions
