@@ -93,6 +93,8 @@ class Poller(Service):
                 settings.batch_max_bytes,
                 settings.batch_max_seconds,
                 settings.max_message_bytes,
+                settings.batch_linger_seconds,
+                settings.max_inserts_in_flight,
             ),
             metrics,
         )

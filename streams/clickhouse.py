@@ -38,9 +38,12 @@ def sync_client(settings: Settings, database: str | None = None) -> Client:
 async def async_client(
     settings: Settings, database: str | None = None, **extra: Any
 ) -> AsyncClient:
-    """An asyncio client, for the workers' inserts and the API's queries."""
+    """An asyncio client, for the workers' inserts and the API's queries; ``extra`` options
+    (timeouts, retries) override the defaults."""
     try:
-        return await clickhouse_connect.get_async_client(**_options(settings, database), **extra)
+        return await clickhouse_connect.get_async_client(
+            **{**_options(settings, database), **extra}
+        )
     except OperationalError as error:
         raise unreachable(settings, error) from None
 

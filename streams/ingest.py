@@ -40,6 +40,8 @@ class Source(Protocol):
 
     def resume(self) -> None: ...
 
+    def high_watermark(self, partition: int) -> int | None: ...
+
 
 class Sink(Protocol):
     """Stores a batch, retrying until ClickHouse acknowledged (streams/sink.py)."""
@@ -57,12 +59,20 @@ class DeadLetterSink(Protocol):
 
 @dataclass(frozen=True)
 class Limits:
-    """When a batch flushes, and how much one process may hold."""
+    """When a batch flushes, and how much one process may hold.
+
+    A batch flushes when it is full (rows or bytes), or when its partition is caught up and
+    the batch is ``linger_seconds`` old. Under a backlog the partition is never caught up, so
+    batches grow to the caps (a slow database gets fewer, bigger inserts); caught up, they stay
+    small and fresh. ``max_seconds`` bounds the age when the partition's end is unknown.
+    """
 
     max_rows: int
     max_bytes: int
     max_seconds: float
     max_message_bytes: int
+    linger_seconds: float = 0.25
+    max_in_flight: int = 4
 
 
 @dataclass
@@ -141,16 +151,19 @@ class Ingest:
         """Start due flushes (size, age, intent boundary); pause partitions that are full."""
         now = time.monotonic()
         full = []
-        for partition in self.partitions.values():
+        in_flight = sum(1 for p in self.partitions.values() if p.busy)
+        # Oldest batch first, so no partition waits for a free insert slot forever.
+        for partition in sorted(self.partitions.values(), key=_batch_age):
             batch = partition.open
             if batch is None:
                 continue
-            if partition.busy:
+            if partition.busy or in_flight >= self.limits.max_in_flight:
                 if self._is_full(batch):
                     full.append(partition.number)
                 continue
             if self._is_due(partition, batch, now):
                 self._start_flush(partition)
+                in_flight += 1
         if full:
             self.source.pause(full)
         elif self.source.paused and not any(
@@ -191,7 +204,15 @@ class Ingest:
     def _is_due(self, partition: Partition, batch: Batch, now: float) -> bool:
         if partition.intent is not None:
             return batch.last_offset >= partition.intent.last
-        return self._is_full(batch) or now - batch.created >= self.limits.max_seconds
+        age = now - batch.created
+        if self._is_full(batch):
+            return True
+        if age < self.limits.linger_seconds:
+            return False
+        high = self.source.high_watermark(partition.number)
+        if high is None:
+            return age >= self.limits.max_seconds
+        return batch.last_offset + 1 >= high
 
     def _is_full(self, batch: Batch) -> bool:
         return batch.rows >= self.limits.max_rows or batch.size_bytes >= self.limits.max_bytes
@@ -242,3 +263,7 @@ class Ingest:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
+
+
+def _batch_age(partition: Partition) -> float:
+    return partition.open.created if partition.open is not None else float("inf")

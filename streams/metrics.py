@@ -16,6 +16,7 @@ MetricName = Literal[
     "streamgauge_consumer_lag_messages",  # log end offset minus committed offset, never < 0
     "streamgauge_consumer_lag_seconds",  # age of the message at the committed offset; 0 caught up
     "streamgauge_consumer_status",  # 1 for the current status (OK/WARN/STALL/STOP/REWIND)
+    "streamgauge_consumer_group_status",  # 1 for the group's worst partition status
     "streamgauge_partition_end_offset",  # log end offset (next offset to be written)
     "streamgauge_partition_start_offset",  # earliest retained offset
     "streamgauge_consumer_committed_offset",  # committed offset (-1 when never committed)
@@ -77,6 +78,12 @@ CATALOGUE: dict[MetricName, Spec] = {
             "gauge",
             "1 for the partition's current consumer status, 0 for the others.",
             (*_PARTITION, "status"),
+        ),
+        Spec(
+            "streamgauge_consumer_group_status",
+            "gauge",
+            "1 for the group's current status (its worst partition's), 0 for the others.",
+            ("group", "status"),
         ),
         Spec(
             "streamgauge_partition_end_offset",

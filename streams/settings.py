@@ -71,7 +71,13 @@ class Settings:
     worker_index: int = _setting(0, "Index of this worker process (set by the supervisor).")
     batch_max_rows: int = _setting(100_000, "A batch flushes when it holds this many readings.")
     batch_max_bytes: int = _setting(64 * 2**20, "A batch flushes at this many message bytes.")
-    batch_max_seconds: float = _setting(1.0, "A batch flushes this long after its first message.")
+    batch_max_seconds: float = _setting(
+        5.0, "A batch flushes at the latest this long after its first message."
+    )
+    batch_linger_seconds: float = _setting(
+        0.25, "A batch of a caught-up partition flushes once it is this old (low delay)."
+    )
+    max_inserts_in_flight: int = _setting(4, "Inserts one worker process runs at once.")
     insert_timeout_seconds: float = _setting(
         30.0, "An insert running longer is cancelled on the server and retried."
     )
@@ -117,8 +123,47 @@ class Settings:
         2.0, "How long the read API reuses an answer (absorbs dashboard polling); 0 disables."
     )
 
+    # Migrations and their staging gate (docs/migrations.md)
     migrations_dir: Path = _setting(
         REPO_ROOT / "schemas" / "clickhouse", "Versioned ClickHouse migrations."
+    )
+    migrations_lock_wait_seconds: float = _setting(
+        60.0, "`migrate up` waits this long for another runner's migration lock, then fails."
+    )
+    migrations_staging_url: str = _setting(
+        "",
+        "Staging server of `migrate check` (http[s]://user:password@host:port); "
+        "empty: scratch databases on the target server.",
+    )
+    migrations_check_threshold: float = _setting(
+        0.2, "`migrate check` fails when a figure gets worse by more than this fraction."
+    )
+    migrations_check_devices: int = _setting(
+        500, "`migrate check`: devices in the synthetic data set."
+    )
+    migrations_check_metrics: int = _setting(
+        4, "`migrate check`: metrics per device in the synthetic data set."
+    )
+    migrations_check_messages: int = _setting(
+        200, "`migrate check`: messages per device in the synthetic data set, 10 s apart."
+    )
+    migrations_check_sample_rows: int = _setting(
+        0, "`migrate check`: recent rows of the target's readings copied into staging too."
+    )
+    migrations_check_batch_rows: int = _setting(
+        20_000, "`migrate check`: readings per batch of the insert workload."
+    )
+    migrations_check_batches: int = _setting(
+        5, "`migrate check`: insert batches per round of the workload."
+    )
+    migrations_check_rounds: int = _setting(
+        3, "`migrate check`: rounds of the workload; figures are medians over rounds."
+    )
+    migrations_check_repeats: int = _setting(
+        20, "`migrate check`: runs of each query per round (its p95 is over these)."
+    )
+    migrations_check_report: Path = _setting(
+        Path("migrate-check.json"), "`migrate check` writes its JSON report here."
     )
 
     # Local stack

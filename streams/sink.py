@@ -28,6 +28,8 @@ COLUMN_TYPES = (
 )
 TABLE = "readings"
 _CODE = re.compile(r"Code: (\d+)")
+# TOO_MANY_PARTS: the table has more active parts than parts_to_throw_insert.
+_PART_PRESSURE = {"code_252"}
 
 
 class ClickHouseSink:
@@ -52,6 +54,7 @@ class ClickHouseSink:
 
     async def insert(self, batch: Batch) -> None:
         attempt = 0
+        cap = self._max_backoff
         while True:
             query_id = f"streamgauge-{uuid.uuid4().hex}"
             started = time.monotonic()
@@ -64,13 +67,17 @@ class ClickHouseSink:
                 log.warning("insert %s exceeded %.0f s; cancelling it", batch.token, self._timeout)
                 await self._kill(query_id)
             except Exception as error:
-                self._metrics.clickhouse_error(error_kind(error))
+                kind = error_kind(error)
+                self._metrics.clickhouse_error(kind)
                 log.warning(
                     "insert %s failed (attempt %d): %s", batch.token, attempt + 1, _short(error)
                 )
+                if kind in _PART_PRESSURE:  # give merges time; the next batch grows meanwhile
+                    cap = self._max_backoff * 6
             self._metrics.insert_duration.observe(time.monotonic() - started)
             attempt += 1
-            await asyncio.sleep(backoff(attempt, self._max_backoff))
+            await asyncio.sleep(backoff(attempt, cap))
+            cap = self._max_backoff
 
     async def _insert_once(self, batch: Batch, query_id: str) -> None:
         settings: dict[str, Any] = {

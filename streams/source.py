@@ -126,6 +126,15 @@ class KafkaSource:
             self._metrics.paused.inc(time.monotonic() - self._paused_since)
         self._paused.clear()
 
+    def high_watermark(self, partition: int) -> int | None:
+        """The partition's end offset as of the last fetch (no request is made)."""
+        tp = TopicPartition(self.topic, partition)
+        try:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, -1)
+        except KafkaException:
+            return None
+        return high if high >= 0 else None
+
     @property
     def paused(self) -> bool:
         return bool(self._paused)

@@ -23,7 +23,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--batch-max-rows", type=int, help="flush a batch at this many readings")
     parser.add_argument(
-        "--batch-max-seconds", type=float, help="flush a batch this long after it opened"
+        "--batch-max-seconds",
+        type=float,
+        help="flush a batch at the latest this long after it opened",
+    )
+    parser.add_argument(
+        "--batch-linger-seconds", type=float, help="flush a caught-up partition's batch this old"
     )
     parser.set_defaults(handler=run)
 
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         worker_processes=args.processes,
         batch_max_rows=args.batch_max_rows,
         batch_max_seconds=args.batch_max_seconds,
+        batch_linger_seconds=args.batch_linger_seconds,
     )
     if settings.worker_processes < 1:
         raise UserError("--processes must be at least 1.")

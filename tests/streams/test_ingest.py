@@ -45,6 +45,7 @@ class FakeMessage:
 class FakeSource:
     log: list[tuple[str, Any]]
     paused: bool = False
+    high: dict[int, int] = field(default_factory=dict)
 
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
         self.log.append(("commit", offsets))
@@ -56,6 +57,9 @@ class FakeSource:
     def resume(self) -> None:
         self.paused = False
         self.log.append(("resume", None))
+
+    def high_watermark(self, partition: int) -> int | None:
+        return self.high.get(partition)
 
 
 @dataclass
@@ -95,7 +99,7 @@ def message(partition: int, offset: int, valid: bool = True) -> Message:
 
 
 def make_ingest(
-    max_rows: int = 10, max_seconds: float = 60.0
+    max_rows: int = 10, max_seconds: float = 60.0, linger: float = 0.25
 ) -> tuple[Ingest, list[tuple[str, Any]], FakeSink, FakeDeadLetters]:
     log: list[tuple[str, Any]] = []
     sink = FakeSink(log)
@@ -108,7 +112,11 @@ def make_ingest(
         sink,
         dead,
         Limits(
-            max_rows=max_rows, max_bytes=10**9, max_seconds=max_seconds, max_message_bytes=10_000
+            max_rows=max_rows,
+            max_bytes=10**9,
+            max_seconds=max_seconds,
+            max_message_bytes=10_000,
+            linger_seconds=linger,
         ),
         WorkerMetrics("m", 0),
     )
@@ -167,7 +175,8 @@ async def test_rejected_messages_stay_in_the_range_but_add_no_rows() -> None:
 
 
 async def test_a_batch_of_only_rejected_messages_commits_without_inserting() -> None:
-    ingest, log, _, _ = make_ingest(max_rows=4, max_seconds=0.0)
+    ingest, log, _, _ = make_ingest(max_rows=4, linger=0.0)
+    cast(FakeSource, ingest.source).high = {0: 2}  # caught up after these two
     ingest.on_rebalance(Assigned({0: None}))
     ingest.submit([message(0, 0, valid=False), message(0, 1, valid=False)])
     await settle()
@@ -203,3 +212,17 @@ async def test_a_revoked_partition_drops_its_batches_and_commits_nothing_more() 
     assert ("commit", {0: (2, "")}) not in log
     ingest.submit([message(0, 2)])  # fetched before the revocation: ignored
     assert not ingest.partitions
+
+
+async def test_caught_up_batches_flush_after_linger_backlogged_ones_keep_filling() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, max_seconds=60.0)
+    sink.gate.set()
+    source = cast(FakeSource, ingest.source)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    source.high = {0: 3, 1: 500}  # partition 0 is at its end, partition 1 has a backlog
+    ingest.submit([message(0, o) for o in range(3)] + [message(1, o) for o in range(3)])
+    await asyncio.sleep(0.3)  # past the default linger of 0.25 s
+    ingest.poll()
+    await settle()
+    inserted = [token for kind, token in log if kind == "insert"]
+    assert inserted == ["m/0/0-2"], "only the caught-up partition flushes early"
