@@ -306,7 +306,8 @@ def run_scenario(
         marks["slow_started"] = probe.now()
         proxy.set(latency_ms=outcome.slow_latency_ms)
         say(
-            f"[{processes}p] database slowed: +{outcome.slow_latency_ms:.0f} ms per request for {slow_seconds:.0f} s"
+            f"[{processes}p] database slowed: +{outcome.slow_latency_ms:.0f} ms per request "
+            f"for {slow_seconds:.0f} s"
         )
         time.sleep(slow_seconds)
         proxy.set()
