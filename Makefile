@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck pytest test-slow clean
+.PHONY: run test install lint typecheck pytest test-slow tools clean
 
 run: $(STAMP)
 	$(BIN)/streamgauge dev run
@@ -30,11 +30,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Tools some tests need, installed once: promtool (Debian's prometheus), Chromium, and helm
+# built from its Go module into .cache/bin.
+tools:
+	scripts/ensure-tools.sh
+	scripts/ensure-chromium.sh
+	scripts/ensure-helm.sh
+
 # The test session starts the local stack if it is not running and stops what it started.
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/pytest
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) tools
 	$(BIN)/pytest -m slow
 
 clean:

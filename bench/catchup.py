@@ -75,6 +75,7 @@ class Outcome:
     readings_sent: int = 0
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
+    database: str = ""
 
     def summary(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -121,7 +122,7 @@ class Fleet(threading.Thread):
 class Probe:
     """Produced and committed totals of the topic, sampled in the background."""
 
-    def __init__(self, settings: Settings, interval: float = 0.25) -> None:
+    def __init__(self, settings: Settings, interval: float = 0.1) -> None:
         self.settings = settings
         self.interval = interval
         self.samples: list[Sample] = []
@@ -259,7 +260,7 @@ def run_scenario(
         free_port(), base.clickhouse_port, free_port(), str(log_dir / f"proxy-{tag}.log")
     )
     worker_settings = dataclasses.replace(settings, clickhouse_port=proxy.port)
-    outcome = Outcome(processes)
+    outcome = Outcome(processes, database=settings.clickhouse_database)
     fleet = Fleet(settings, devices, rate)
     say(f"[{processes}p] producing a backlog of {backlog:,} messages ...")
     fleet.burst(backlog)
@@ -313,7 +314,9 @@ def run_scenario(
         proxy.set()
         marks["restored"] = probe.now()
         # Phase 3: recovery.
+        # The same part of the drain as for the maximum: from 90% of the peak down to 10%.
         peak = max(s.lag for s in probe.samples if s.t >= marks["slow_started"])
+        marks["recovery_started"] = probe.wait_for_lag(int(peak * 0.9), 600).t
         marks["recovery_tail"] = probe.wait_for_lag(int(peak * 0.1), 600).t
         recovered = probe.wait_for_lag(int(rate * 0.5) + 1, 600)
         marks["caught_up_again"] = recovered.t
@@ -333,7 +336,9 @@ def run_scenario(
     outcome.readings_sent = fleet.readings
     outcome.arrival_rate = rate
     outcome.drain_during_slowdown = drain_rate(samples, marks["slow_started"], marks["restored"])
-    outcome.drain_after_recovery = drain_rate(samples, marks["restored"], marks["recovery_tail"])
+    outcome.drain_after_recovery = drain_rate(
+        samples, marks["recovery_started"], marks["recovery_tail"]
+    )
     outcome.recovery_ratio = outcome.drain_after_recovery / outcome.max_throughput
     outcome.catch_up_seconds = marks["caught_up_again"] - marks["restored"]
     outcome.peak_lag = max(s.lag for s in samples if s.t >= marks["slow_started"])

@@ -194,10 +194,7 @@ def pipeline(settings: Settings, run_id: str, processes: int, messages: int) -> 
 
 def _database(settings: Settings, database: str) -> Settings:
     target = dataclasses.replace(settings, clickhouse_database=database)
-    sync_client(target, database="default").command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    client = sync_client(target)
-    for migration in migrations.pending(client, migrations.load(target.migrations_dir)):
-        migrations.apply(client, migration)
+    migrations.up(target, say=lambda _line: None)
     return target
 
 

@@ -36,12 +36,7 @@ def run(settings: Settings, devices: int, rate: float, processes: int) -> int:
 
 
 def prepare(settings: Settings) -> None:
-    sync_client(settings, database="default").command(
-        f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`"
-    )
-    client = sync_client(settings)
-    for migration in migrations.pending(client, migrations.load(settings.migrations_dir)):
-        print(f"applied {migration.path.name} in {migrations.apply(client, migration):.2f} s")
+    migrations.up(settings, say=print)
     for line in topics.create(settings):
         print(line)
 

@@ -1,13 +1,17 @@
 """The metric catalogue: every metric streamgauge exports, its type, labels and meaning.
 
 Alert rules, dashboards and autoscalers depend on these names; change them only with them.
-Components create their collectors from this table (``spec(name)``), never from literals.
+Components create their collectors from this table (``counter``, ``gauge`` and ``histogram``
+below, or ``spec(name)``), never from literals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 Kind = Literal["counter", "gauge", "histogram"]
 
@@ -213,3 +217,26 @@ CATALOGUE: dict[MetricName, Spec] = {
 
 def spec(name: MetricName) -> Spec:
     return CATALOGUE[name]
+
+
+def counter(registry: CollectorRegistry, name: MetricName) -> Counter:
+    """The catalogue's counter ``name``, registered in ``registry``."""
+    s = _of_kind(name, "counter")
+    return Counter(s.name.removesuffix("_total"), s.help, s.labels, registry=registry)
+
+
+def gauge(registry: CollectorRegistry, name: MetricName) -> Gauge:
+    s = _of_kind(name, "gauge")
+    return Gauge(s.name, s.help, s.labels, registry=registry)
+
+
+def histogram(registry: CollectorRegistry, name: MetricName, buckets: Sequence[float]) -> Histogram:
+    s = _of_kind(name, "histogram")
+    return Histogram(s.name, s.help, s.labels, registry=registry, buckets=buckets)
+
+
+def _of_kind(name: MetricName, kind: Kind) -> Spec:
+    s = spec(name)
+    if s.kind != kind:
+        raise TypeError(f"{name} is a {s.kind} in the catalogue, not a {kind}")
+    return s

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 from streams.metrics import MetricName, spec
+from streams.validate import REASONS
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class WorkerMetrics:
         self.consumed = _counter(registry, "streamgauge_messages_consumed_total").labels(topic)
         self.stored = _counter(registry, "streamgauge_readings_stored_total").labels(topic)
         self._dead_lettered = _counter(registry, "streamgauge_messages_dead_lettered_total")
+        for reason in REASONS:  # present from the start, so increase() sees the first one
+            self._dead_lettered.labels(topic, reason)
         self.topic = topic
         self.batch_rows = _histogram(registry, "streamgauge_batch_rows")
         self.batch_bytes = _histogram(registry, "streamgauge_batch_bytes")

@@ -54,9 +54,4 @@ def pipeline(local_stack: Settings, unique: str) -> Iterator[Settings]:
 
 
 def migrate_up(settings: Settings) -> None:
-    sync_client(settings, database="default").command(
-        f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`"
-    )
-    client = sync_client(settings)
-    for migration in migrations.pending(client, migrations.load(settings.migrations_dir)):
-        migrations.apply(client, migration)
+    migrations.up(settings, say=lambda _line: None)

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from streams import settings
-from streams.cli import dev, migrate, simulate, topics, worker
+from streams.cli import api, bench, dev, lag, migrate, simulate, topics, worker
 from streams.errors import UserError
 
-SUBCOMMANDS = [dev, topics, simulate, worker, migrate]
+SUBCOMMANDS = [dev, topics, simulate, worker, migrate, api, lag, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# One image for every streamgauge component; the container's command is the subcommand:
+#   worker --processes 1 | api | lag-exporter | topics create | migrate check | migrate up |
+#   simulate --devices N --rate R --duration S
+# The install is scripts/install-venv.sh, which scripts/check-image-install.sh also runs (CI
+# has no container engine); tests/deploy/test_image_install.py keeps the two in step.
+
+# python:3.11.15-slim-bookworm, pinned by tag and by the digest of its multi-arch index.
+ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm@sha256:d29f48a31a8b408ed19272ca1e7b10ebae13b240a27e862d3d4217c528e2e0c3
+
+FROM ${PYTHON_IMAGE} AS builder
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY scripts/install-venv.sh scripts/
+COPY streams/ streams/
+COPY api/ api/
+COPY devstack/ devstack/
+RUN sh scripts/install-venv.sh /opt/streamgauge/venv /src
+
+FROM ${PYTHON_IMAGE}
+RUN groupadd --system --gid 10001 streamgauge \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
+        --shell /usr/sbin/nologin streamgauge
+COPY --from=builder /opt/streamgauge/venv /opt/streamgauge/venv
+COPY schemas/ /opt/streamgauge/schemas/
+# Settings default to paths in a source checkout; here the schemas live beside the venv.
+# Listen on every interface: in a container, 127.0.0.1 is unreachable from the probes.
+# The worker keeps Faust's data directory under /tmp: mount a writable /tmp when the root
+# file system is read-only.
+ENV PATH=/opt/streamgauge/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    STREAMGAUGE_SCHEMAS_DIR=/opt/streamgauge/schemas/avro \
+    STREAMGAUGE_MIGRATIONS_DIR=/opt/streamgauge/schemas/clickhouse \
+    STREAMGAUGE_API_HOST=0.0.0.0 \
+    STREAMGAUGE_LAG_EXPORTER_HOST=0.0.0.0 \
+    STREAMGAUGE_WORKER_METRICS_HOST=0.0.0.0
+WORKDIR /tmp
+USER 10001:10001
+# read API, lag exporter, worker metrics (one worker process per container)
+EXPOSE 8080 9308 9309
+ENTRYPOINT ["streamgauge"]
+CMD ["--help"]

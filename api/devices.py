@@ -1,0 +1,117 @@
+"""``GET /v1/devices`` (every device, paginated) and ``GET /v1/devices/{device_id}/latest``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api import cursor, params
+from api.auth import scope
+from api.cache import CACHE
+from api.errors import not_found
+from api.freshness import FRESHNESS, REQUEST_FRESHNESS, respond
+from api.reader import READER
+from api.times import iso_ms
+
+routes = web.RouteTableDef()
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+LATEST_SQL = """
+SELECT metric, value, seq, toUnixTimestamp64Milli(event_time), toUnixTimestamp64Milli(stored_at)
+FROM latest FINAL
+WHERE device_id = {device_id:String}
+ORDER BY metric
+"""
+
+DEVICES_SQL = """
+SELECT device_id,
+       toUnixTimestamp64Milli(min(first_seen)),
+       toUnixTimestamp64Milli(max(last_seen)),
+       argMaxMerge(firmware),
+       argMaxMerge(site),
+       arraySort(groupUniqArrayArray(metrics))
+FROM devices
+WHERE device_id > {after:String} AND startsWith(device_id, {prefix:String})
+GROUP BY device_id
+ORDER BY device_id
+LIMIT {limit:UInt32}
+"""
+
+SEEN_SQL = "SELECT count() FROM devices WHERE device_id = {device_id:String}"
+
+
+@routes.get("/v1/devices/{device_id}/latest")
+@scope("read")
+async def latest(request: web.Request) -> web.Response:
+    params.Query(request, ())
+    device_id = params.device_id(request)
+    freshness = request[REQUEST_FRESHNESS] = request.app[FRESHNESS].for_device(device_id)
+    reader = request.app[READER]
+    answer = await request.app[CACHE].get(
+        "latest", device_id, lambda: reader.rows(LATEST_SQL, {"device_id": device_id})
+    )
+    if not answer.value:
+        raise not_found(f"Device {device_id!r} has never been seen.")
+    metrics = [
+        {
+            "metric": metric,
+            "value": value,
+            "seq": seq,
+            "event_time": iso_ms(event_ms),
+            "stored_at": iso_ms(stored_ms),
+        }
+        for metric, value, seq, event_ms, stored_ms in answer.value
+    ]
+    return respond({"device_id": device_id, "metrics": metrics}, answer.freshness(freshness))
+
+
+@routes.get("/v1/devices")
+@scope("read")
+async def listing(request: web.Request) -> web.Response:
+    query = params.Query(request, ("prefix", "limit", "cursor"))
+    prefix = query.prefix()
+    limit = query.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    token = query.get("cursor")
+    after = cursor.decode(token) if token is not None else ""
+    freshness = request[REQUEST_FRESHNESS] = request.app[FRESHNESS].for_topic()
+    reader = request.app[READER]
+    answer = await request.app[CACHE].get(
+        "devices",
+        (prefix, after, limit),
+        lambda: reader.rows(
+            DEVICES_SQL,
+            {"after": after, "prefix": prefix, "limit": limit + 1},  # one more: is there a next?
+            {"optimize_aggregation_in_order": 1},
+        ),
+    )
+    page = answer.value[:limit]
+    more = len(answer.value) > limit
+    body = {
+        "devices": [_device(row) for row in page],
+        "next_cursor": cursor.encode(page[-1][0]) if more else None,
+    }
+    return respond(body, answer.freshness(freshness))
+
+
+async def seen(request: web.Request, device_id: str) -> bool:
+    """Whether ClickHouse has ever stored a reading of ``device_id``."""
+    reader = request.app[READER]
+    answer = await request.app[CACHE].get(
+        "seen", device_id, lambda: reader.rows(SEEN_SQL, {"device_id": device_id})
+    )
+    return bool(answer.value[0][0])
+
+
+def _device(row: tuple[Any, ...]) -> dict[str, Any]:
+    device_id, first_ms, last_ms, firmware, site, metrics = row
+    return {
+        "device_id": device_id,
+        "first_seen": iso_ms(first_ms),
+        "last_seen": iso_ms(last_ms),
+        "firmware": firmware or None,
+        "site": site or None,
+        "metrics": list(metrics),
+    }

@@ -1,0 +1,141 @@
+"""The result of one lag refresh, and its JSON form: the ``/status`` contract.
+
+The read API depends on the document's shape (docs/design/lag.md); fields may be added,
+never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.lag.status import Status, worst
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    partition: int
+    start_offset: int
+    end_offset: int
+    committed_offset: int | None  # None: never committed (lag counts from start_offset)
+    lag_messages: int
+    lag_seconds: float | None  # None: the oldest unconsumed message could not be read in time
+    status: Status
+    commit_metadata: str
+    owner: str | None  # "client-id@host" of the member the partition is assigned to
+    last_commit_seen_at: float  # Unix time of the refresh that first saw the current commit
+
+
+@dataclass(frozen=True)
+class TopicLag:
+    topic: str
+    partitions: tuple[PartitionLag, ...]
+
+    @property
+    def lag_messages(self) -> int:
+        return sum(p.lag_messages for p in self.partitions)
+
+    @property
+    def lag_seconds(self) -> float | None:
+        return _oldest(p.lag_seconds for p in self.partitions)
+
+    @property
+    def status(self) -> Status:
+        return worst(p.status for p in self.partitions)
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    state: str
+    members: int
+    topics: tuple[TopicLag, ...]
+
+    @property
+    def lag_messages(self) -> int:
+        return sum(t.lag_messages for t in self.topics)
+
+    @property
+    def lag_seconds(self) -> float | None:
+        return _oldest(t.lag_seconds for t in self.topics)
+
+    @property
+    def status(self) -> Status:
+        return worst(t.status for t in self.topics)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    refreshed_at: float  # Unix time the offsets were read
+    duration: float  # seconds the refresh took
+    groups: tuple[GroupLag, ...]
+
+
+def _oldest(ages: Iterable[float | None]) -> float | None:
+    """The age of the oldest unconsumed message among several; None if one is unknown."""
+    values = list(ages)
+    known = [age for age in values if age is not None]
+    return max(known, default=0.0) if len(known) == len(values) else None
+
+
+def status_document(
+    snapshot: Snapshot | None, error: str | None, interval: float
+) -> dict[str, Any]:
+    """The ``/status`` JSON: the last successful refresh, and whether the latest one failed."""
+    return {
+        "refreshed_at": _iso(snapshot.refreshed_at) if snapshot else None,
+        "refreshed_at_unix": round(snapshot.refreshed_at, 3) if snapshot else None,
+        "refresh_seconds": round(snapshot.duration, 4) if snapshot else None,
+        "refresh_interval_seconds": interval,
+        "healthy": error is None,
+        "error": error,
+        "groups": [_group(g) for g in snapshot.groups] if snapshot else [],
+    }
+
+
+def _group(group: GroupLag) -> dict[str, Any]:
+    return {
+        "group": group.group,
+        "state": group.state,
+        "members": group.members,
+        "status": group.status.value,
+        "lag_messages": group.lag_messages,
+        "lag_seconds": _seconds(group.lag_seconds),
+        "topics": [_topic(t) for t in group.topics],
+    }
+
+
+def _topic(topic: TopicLag) -> dict[str, Any]:
+    return {
+        "topic": topic.topic,
+        "lag_messages": topic.lag_messages,
+        "lag_seconds": _seconds(topic.lag_seconds),
+        "status": topic.status.value,
+        "partitions": [_partition(p) for p in topic.partitions],
+    }
+
+
+def _partition(p: PartitionLag) -> dict[str, Any]:
+    return {
+        "partition": p.partition,
+        "start_offset": p.start_offset,
+        "end_offset": p.end_offset,
+        "committed_offset": p.committed_offset,
+        "lag_messages": p.lag_messages,
+        "lag_seconds": _seconds(p.lag_seconds),
+        "status": p.status.value,
+        "commit_metadata": p.commit_metadata,
+        "owner": p.owner,
+        "last_commit_seen_at_unix": round(p.last_commit_seen_at, 3),
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _iso(unix: float) -> str:
+    moment = datetime.datetime.fromtimestamp(unix, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

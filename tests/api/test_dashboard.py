@@ -1,0 +1,68 @@
+"""The dashboard in headless Chromium: it takes a key, draws every chart with data, and says
+"delayed by" when the device's partition is past the SLO."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from api.lag import LAG
+from streams.partitioner import partition_for
+from tests.api.conftest import PARTITIONS, READ_KEY, Seeded, StartApi, until
+from tests.support import browser
+from tests.support.lagsource import FakeLagSource
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(browser.executable() is None, reason="run scripts/ensure-chromium.sh"),
+]
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+FIRST_DEVICE = "dev-000001"  # the page picks the first device of the listing
+
+
+async def test_the_dashboard_renders_live_data_with_its_freshness(
+    seeded: Seeded, lag_source: FakeLagSource, start_api: StartApi, tmp_path: Path
+) -> None:
+    late = partition_for(FIRST_DEVICE, PARTITIONS)
+    lag_source.lags = {p: (95.0 if p == late else 0.4 + p / 2) for p in range(PARTITIONS)}
+    api = await start_api(dataclasses.replace(seeded.settings, api_lag_url=lag_source.url))
+    app = api.app
+    assert app is not None
+    await until(lambda: app[LAG].view().status is not None)
+    url = str(api.make_url("/")) + f"#key={READ_KEY}"
+
+    async with browser.Browser(tmp_path / "profile") as page:
+        await page.open(url)
+        charts = "#series-chart, #ingest-chart, #lag-chart"
+        await page.wait_for(
+            f"[...document.querySelectorAll('{charts}')].every(c => Number(c.dataset.points) > 0)"
+        )
+        await page.wait_for("document.getElementById('lag-legend').children.length > 0")
+        banner = await page.evaluate("document.getElementById('device-freshness').textContent")
+        rows = await page.evaluate("document.querySelectorAll('#latest-table tbody tr').length")
+        kept = await page.evaluate("sessionStorage.getItem('streamgauge.apiKey')")
+        fragment = await page.evaluate("location.hash")
+        await page.screenshot(tmp_path / "dashboard.png")
+
+    assert banner.startswith(f"{FIRST_DEVICE}: Delayed by 1 min 35 s")
+    assert rows == 2
+    assert kept == READ_KEY
+    assert fragment == "", "the key leaves the address bar"
+    assert page.errors == []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "dashboard.png", RESULTS / "dashboard.png")
+
+
+async def test_without_a_key_the_page_asks_for_one(
+    seeded: Seeded, lag_source: FakeLagSource, start_api: StartApi, tmp_path: Path
+) -> None:
+    api = await start_api(dataclasses.replace(seeded.settings, api_lag_url=lag_source.url))
+    async with browser.Browser(tmp_path / "profile") as page:
+        await page.open(str(api.make_url("/")))
+        assert await page.wait_for("document.getElementById('key-dialog').open")
+        reason = await page.evaluate("document.getElementById('key-reason').textContent")
+    assert "Authorization: Bearer" in reason

@@ -1,0 +1,77 @@
+"""``/healthz`` and ``/readyz``: alive always; ready only with ClickHouse and a fresh lag source."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from api.lag import LAG
+from tests.api.conftest import READ, ApiClient, Seeded, StartApi, until
+from tests.support.exporter import free_port
+from tests.support.lagsource import FakeLagSource
+
+pytestmark = pytest.mark.integration
+
+
+async def test_ready_with_clickhouse_and_a_fresh_lag_source(api: ApiClient) -> None:
+    assert await (await api.get("/healthz")).json() == {"status": "ok"}
+    response = await api.get("/readyz")
+    assert response.status == 200
+    assert await response.json() == {
+        "status": "ready",
+        "checks": {
+            "clickhouse": {"ok": True, "detail": None},
+            "lag_source": {"ok": True, "detail": None},
+        },
+    }
+
+
+async def test_not_ready_while_the_lag_source_is_old_and_it_says_why(
+    api: ApiClient, lag_source: FakeLagSource
+) -> None:
+    lag_source.frozen_at = time.time() - 120
+    app = api.app
+    assert app is not None
+    await until(lambda: app[LAG].view().status is None)
+    response = await api.get("/readyz")
+    body = await response.json()
+    assert response.status == 503
+    assert body["checks"]["clickhouse"]["ok"] is True
+    assert "old" in body["checks"]["lag_source"]["detail"]
+    assert (await api.get("/healthz")).status == 200
+
+
+async def test_without_clickhouse_the_api_starts_answers_freshness_and_is_not_ready(
+    seeded: Seeded, lag_source: FakeLagSource, start_api: StartApi
+) -> None:
+    settings = dataclasses.replace(
+        seeded.settings,
+        clickhouse_port=free_port(),  # nothing listens there
+        api_lag_url=lag_source.url,
+    )
+    api = await start_api(settings)
+    app = api.app
+    assert app is not None
+    await until(lambda: app[LAG].view().status is not None)
+
+    ready = await api.get("/readyz")
+    assert ready.status == 503
+    assert "unreachable" in (await ready.json())["checks"]["clickhouse"]["detail"]
+
+    latest = await api.get("/v1/devices/dev-000001/latest", headers=READ)
+    body = await latest.json()
+    assert latest.status == 503
+    assert body["error"]["code"] == "clickhouse_unavailable"
+    assert body["freshness"]["source"] == "lag-exporter", "freshness is still served"
+    assert body["freshness"]["clickhouse"] == "unavailable"
+    assert body["freshness"]["read_at"] is None
+    assert latest.headers["X-Streamgauge-Lag-Seconds"] != "unknown"
+
+    fleet = await api.get("/v1/fleet", headers=READ)
+    body = await fleet.json()
+    assert fleet.status == 200, "the fleet's lag does not need ClickHouse"
+    assert body["ingest"] is None
+    assert len(body["partitions"]) == 6
+    assert body["freshness"]["clickhouse"] == "unavailable"

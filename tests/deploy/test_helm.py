@@ -1,0 +1,289 @@
+"""helm/streamgauge: lint, schema-valid manifests, the alert rules, scaling, hardening.
+
+helm is built from its Go module by scripts/ensure-helm.sh (once, into .cache/bin). Built-in
+kinds are validated against Kubernetes' own schemas (kubernetes-validate, strict: unknown
+fields fail); KEDA's and prometheus-operator's kinds against the openAPIV3Schema of their
+CustomResourceDefinitions, taken from the Go modules of those projects and made strict too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from tests.deploy.support import (
+    ALERTS,
+    CHART,
+    CRDS,
+    DASHBOARD,
+    KUBE_VERSIONS,
+    check_command,
+    containers,
+    crd_schema,
+    ensure_helm,
+    helm,
+    pod_specs,
+    render,
+    setting_names,
+)
+
+KEDA_API = ("--api-versions", "keda.sh/v1alpha1")
+MONITORING_API = (
+    "--api-versions",
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "--api-versions",
+    "monitoring.coreos.com/v1/PrometheusRule",
+)
+PRODUCTION = ("-f", str(CHART / "values-production.yaml"))
+SASL = ("--set", "kafka.sasl.mechanism=SCRAM-SHA-256", "--set", "kafka.sasl.username=sg")
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "production": (*PRODUCTION, *MONITORING_API),
+    "keda-sasl-monitoring": (*KEDA_API, *MONITORING_API, *SASL),
+    "hpa-cpu": ("--set", "autoscaling.hpa.metric=cpu"),
+    "fixed-replicas-no-api": ("--set", "autoscaling.enabled=false", "--set", "api.enabled=false"),
+    "dashboard": ("--set", "grafanaDashboard.enabled=true"),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helm() -> None:
+    ensure_helm()
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in manifests if doc["kind"] == kind]
+
+
+def all_scenarios() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    for name, args in SCENARIOS.items():
+        yield name, render(*args)
+
+
+@pytest.mark.parametrize("values", [(), PRODUCTION], ids=["default", "production"])
+def test_lint(values: tuple[str, ...]) -> None:
+    helm("lint", "--strict", CHART, "--kube-version", KUBE_VERSIONS[0], *values)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_manifests_follow_their_schemas(scenario: str, kube_version: str) -> None:
+    manifests = render(*SCENARIOS[scenario], kube_version=kube_version)
+    assert manifests
+    for doc in manifests:
+        what = f"{doc['kind']}/{doc['metadata']['name']}"
+        if (doc["apiVersion"], doc["kind"]) in CRDS:
+            schema = crd_schema(doc["apiVersion"], doc["kind"])
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft4Validator(schema).iter_errors(doc)
+            )
+            assert error is None, f"{what}: {error.message} at {list(error.absolute_path)}"
+            continue
+        try:
+            kubernetes_validate.validate(doc, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            raise AssertionError(f"{what}: {error.message} at {list(error.path)}") from None
+
+
+def test_prometheus_rule_carries_the_rules_promtool_tests() -> None:
+    (rule,) = by_kind(render(*MONITORING_API), "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text())["groups"]
+
+
+@pytest.mark.parametrize("source", [ALERTS, DASHBOARD], ids=lambda p: p.name)
+def test_chart_files_are_copies_of_the_deploy_files(source: Any) -> None:
+    copy = CHART / "files" / source.name
+    assert source.exists(), f"{source} is missing"
+    hint = f"cp {source.relative_to(CHART.parents[1])} {copy.relative_to(CHART.parents[1])}"
+    assert copy.exists(), hint
+    assert copy.read_bytes() == source.read_bytes(), hint
+
+
+def test_autoscaler_is_keda_when_the_cluster_has_it_else_an_hpa() -> None:
+    without = render()
+    assert by_kind(without, "HorizontalPodAutoscaler")
+    assert not by_kind(without, "ScaledObject")
+    with_keda = render(*KEDA_API)
+    assert by_kind(with_keda, "ScaledObject")
+    assert not by_kind(with_keda, "HorizontalPodAutoscaler")
+
+
+def test_keda_scales_on_the_ingest_groups_lag() -> None:
+    (scaled,) = by_kind(render(*KEDA_API, "--set", "autoscaling.lagThreshold=2500"), "ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == "streamgauge-ingest"
+    assert trigger["metadata"]["topic"] == "measurements"
+    assert trigger["metadata"]["lagThreshold"] == "2500"
+    assert trigger["metadata"]["allowIdleConsumers"] == "false"
+
+
+def test_hpa_fallback_scales_on_lag_per_pod() -> None:
+    (hpa,) = by_kind(render(), "HorizontalPodAutoscaler")
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["external"]["metric"]["name"] == "streamgauge_consumer_lag_messages"
+    assert metric["external"]["metric"]["selector"]["matchLabels"]["group"] == "streamgauge-ingest"
+    assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "10000"}
+
+
+@pytest.mark.parametrize("asked", [0, 4, 50])
+def test_worker_pods_never_exceed_partitions(asked: int) -> None:
+    limits = ("--set", "kafka.partitions=12", "--set", f"autoscaling.maxReplicas={asked}")
+    expected = 12 if asked in (0, 50) else asked
+    (scaled,) = by_kind(render(*KEDA_API, *limits), "ScaledObject")
+    assert scaled["spec"]["maxReplicaCount"] == expected
+    (hpa,) = by_kind(render(*limits), "HorizontalPodAutoscaler")
+    assert hpa["spec"]["maxReplicas"] == expected
+    fixed = render("--set", "autoscaling.enabled=false", "--set", "worker.replicas=40", *limits)
+    (workers,) = [
+        d for d in by_kind(fixed, "Deployment") if d["metadata"]["name"].endswith("-worker")
+    ]
+    assert workers["spec"]["replicas"] == 12
+
+
+def test_every_container_runs_a_streamgauge_command() -> None:
+    seen = set()
+    for name, manifests in all_scenarios():
+        for workload, pod in pod_specs(manifests):
+            for container in containers(pod):
+                argv = container["args"]
+                seen.add(" ".join(argv[:2]))
+                assert "command" not in container, f"{workload}: the image's entrypoint runs"
+                assert check_command(argv) is None, f"{name} {workload}: {check_command(argv)}"
+    assert {"worker --processes", "api", "lag-exporter", "topics create", "migrate up"} <= seen
+    assert "migrate check" in seen
+
+
+def test_workers_run_one_process_per_pod() -> None:
+    (worker,) = [
+        d for d in by_kind(render(), "Deployment") if d["metadata"]["name"].endswith("-worker")
+    ]
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["worker", "--processes", "1"]
+
+
+def test_environment_names_are_settings() -> None:
+    for name, manifests in all_scenarios():
+        for workload, pod in pod_specs(manifests):
+            for container in containers(pod):
+                names = {
+                    e["name"] for e in container["env"] if e["name"].startswith("STREAMGAUGE_")
+                }
+                unknown = names - setting_names()
+                assert not unknown, f"{name} {workload}: {unknown}"
+
+
+def test_cluster_name_reaches_the_migrations() -> None:
+    (job,) = by_kind(render("--set", "clickhouse.cluster=telemetry"), "Job")
+    for container in containers(job["spec"]["template"]["spec"]):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["STREAMGAUGE_CLICKHOUSE_CLUSTER"] == "telemetry"
+
+
+def test_pods_are_non_root_read_only_with_resources() -> None:
+    for name, manifests in all_scenarios():
+        for workload, pod in pod_specs(manifests):
+            assert pod["securityContext"]["runAsNonRoot"] is True, workload
+            assert pod["automountServiceAccountToken"] is False, workload
+            for container in containers(pod):
+                security = container["securityContext"]
+                assert security["readOnlyRootFilesystem"] is True, f"{name} {workload}"
+                assert security["allowPrivilegeEscalation"] is False, f"{name} {workload}"
+                assert security["capabilities"]["drop"] == ["ALL"], f"{name} {workload}"
+                assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+                assert container["resources"]["requests"], f"{name} {workload}"
+
+
+def test_probes() -> None:
+    deployments = {
+        d["metadata"]["name"].removeprefix("sg-streamgauge-"): d
+        for d in by_kind(render(), "Deployment")
+    }
+
+    def probe(component: str, kind: str) -> dict[str, Any]:
+        (container,) = deployments[component]["spec"]["template"]["spec"]["containers"]
+        result: dict[str, Any] = container[kind]["httpGet"]
+        return result
+
+    assert probe("worker", "livenessProbe") == {"path": "/metrics", "port": "metrics"}
+    assert probe("api", "livenessProbe") == {"path": "/healthz", "port": "http"}
+    assert probe("api", "readinessProbe") == {"path": "/readyz", "port": "http"}
+    # A Kafka outage makes the exporter unready (/healthz 503), never restarts it.
+    assert probe("lag-exporter", "livenessProbe") == {"path": "/", "port": "http"}
+    assert probe("lag-exporter", "readinessProbe") == {"path": "/healthz", "port": "http"}
+    assert deployments["lag-exporter"]["spec"]["replicas"] == 1
+
+
+def test_migration_gate_runs_before_install_and_upgrade() -> None:
+    manifests = render()
+    (job,) = by_kind(manifests, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    pod = job["spec"]["template"]["spec"]
+    assert [c["args"] for c in containers(pod)] == [
+        ["topics", "create"],
+        ["migrate", "check"],
+        ["migrate", "up"],
+    ]
+    assert pod["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] == 0
+    # The hook runs before the release's Secret exists: it reads a hook copy made before it.
+    (hook_secret,) = [
+        s
+        for s in by_kind(manifests, "Secret")
+        if "helm.sh/hook" in s["metadata"].get("annotations", {})
+    ]
+    assert int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for c in containers(pod)
+        for e in c["env"]
+        if "valueFrom" in e
+    }
+    assert refs == {hook_secret["metadata"]["name"]}
+
+
+def test_existing_secrets_replace_the_charts() -> None:
+    manifests = render(
+        *SASL,
+        *KEDA_API,
+        "--set", "clickhouse.existingSecret=ch",
+        "--set", "kafka.sasl.existingSecret=kafka-user",
+        "--set", "api.existingSecret=api-keys",
+    )  # fmt: skip
+    (secret,) = [s for s in by_kind(manifests, "Secret") if "annotations" not in s["metadata"]]
+    assert set(secret["data"]) == {"kafka-sasl-username"}  # KEDA reads the user name from it
+    (api,) = [d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"].endswith("-api")]
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["STREAMGAUGE_CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ch",
+        "key": "password",
+    }
+    assert (
+        env["STREAMGAUGE_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "kafka-user"
+    )
+    assert env["STREAMGAUGE_API_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "api-keys",
+        "key": "api-keys",
+    }
+    (auth,) = by_kind(manifests, "TriggerAuthentication")
+    assert {"parameter": "password", "name": "kafka-user", "key": "password"} in auth["spec"][
+        "secretTargetRef"
+    ]
+
+
+def test_monitoring_uses_the_compose_job_names() -> None:
+    monitors = by_kind(render(*MONITORING_API), "ServiceMonitor")
+    assert {m["spec"]["jobLabel"] for m in monitors} == {"app.kubernetes.io/component"}
+    assert {
+        m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for m in monitors
+    } == {
+        "worker",
+        "api",
+        "lag-exporter",
+    }

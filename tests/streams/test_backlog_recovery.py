@@ -1,0 +1,175 @@
+"""The outage itself: a slow database builds a backlog; it must clear at full speed after.
+
+The workers reach ClickHouse through a fault-injection proxy (devstack/fault_proxy.py) and
+run exactly as deployed. Memory bound stated here: a worker process stays under 1 GiB RSS
+with the default batch caps (measured ~0.5 GiB; docs/design/worker.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bench.catchup import free_port, run_scenario
+from devstack.fault_proxy import FaultProxyProcess
+from streams.settings import Settings
+from tests.streams.test_ingest_faults import assert_stored_exactly_once, drained
+from tests.support.fleet import SteadyProducer, committed, count
+from tests.support.workers import Workers, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+WORKER_RSS_BOUND_MB = 1024
+
+
+def test_after_a_10x_slower_database_the_backlog_drains_at_full_speed(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    outcome = run_scenario(
+        dataclasses.replace(local_stack, log_level="WARNING"),
+        processes=1,
+        rate=15_000,
+        backlog=500_000,
+        slow_seconds=30,
+        log_dir=tmp_path,
+    )
+    summary = {k: v for k, v in outcome.summary().items() if k != "samples"}
+    assert outcome.peak_lag > 100_000, f"the slowdown built a backlog: {summary}"
+    assert outcome.recovery_ratio >= 0.9, f"no lingering slowdown after recovery: {summary}"
+    assert 0 < outcome.peak_worker_rss_mb < WORKER_RSS_BOUND_MB, summary
+    stored = dataclasses.replace(local_stack, clickhouse_database=outcome.database)
+    assert count(stored, "SELECT count() FROM readings") == outcome.readings_sent
+    assert count(stored, "SELECT count() FROM readings FINAL") == outcome.readings_sent
+
+
+def test_connections_reset_mid_insert_lose_and_duplicate_nothing(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    proxy = FaultProxyProcess(
+        free_port(), pipeline.clickhouse_port, free_port(), str(tmp_path / "proxy.log")
+    )
+    settings = dataclasses.replace(
+        pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port()
+    )
+    workers = Workers(settings, 2, tmp_path / "workers.log")
+    try:
+        fleet = SteadyProducer(pipeline, devices=100, count=24_000, rate=2_000)
+        fleet.start()
+        for _ in range(8):
+            time.sleep(1.2)
+            # Cut requests halfway through their body, and others after the server stored
+            # them but before the answer reached the worker.
+            proxy.set(reset_requests=2, reset_after_response=2)
+        fleet.join(60)
+        assert fleet.error is None
+        proxy.set()
+        assert wait_until(lambda: drained(pipeline), 120), workers.output()[-3000:]
+        resets = proxy.stats()["resets"]
+    finally:
+        assert workers.stop() == 0
+        proxy.stop()
+    assert resets >= 8, "the proxy cut connections"
+    assert_stored_exactly_once(pipeline, fleet.sent.readings)
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def settled_rebalances(ports: list[int], quiet: float = 8.0) -> list[float]:
+    """Rebalance counts once every worker owns partitions and none moved for ``quiet`` s."""
+    last: list[float] = []
+    since = time.monotonic()
+    deadline = since + 90
+    while time.monotonic() < deadline:
+        texts = [scrape(p) for p in ports]
+        counts = [metric_sum(t, "streamgauge_rebalances_total") for t in texts]
+        owning = all(metric_sum(t, "streamgauge_rebalances_total", kind="assigned") for t in texts)
+        if counts != last or not owning:
+            last, since = counts, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return counts
+        time.sleep(0.5)
+    raise AssertionError(f"the group did not settle: {last}")
+
+
+def test_database_unavailable_for_60_s_no_crash_loop_and_the_backlog_clears(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    proxy = FaultProxyProcess(
+        free_port(), pipeline.clickhouse_port, free_port(), str(tmp_path / "proxy.log")
+    )
+    settings = dataclasses.replace(
+        pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port()
+    )
+    exporter_port = free_port()
+    exporter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "lag-exporter",
+            "--port",
+            str(exporter_port),
+            "--groups",
+            pipeline.consumer_group,
+            "--refresh-seconds",
+            "1",
+        ],
+        env={**os.environ, **pipeline.to_env()},
+        stdout=(tmp_path / "exporter.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    workers = Workers(settings, 2, tmp_path / "workers.log")
+    ports = [settings.worker_metrics_port + i for i in range(2)]
+    try:
+        assert wait_until(lambda: len(workers.children()) == 2, 30)
+        fleet = SteadyProducer(pipeline, devices=100, count=95_000, rate=1_000)
+        fleet.start()
+        assert wait_until(lambda: sum(max(0, o) for o in committed(pipeline).values()) > 5_000, 60)
+        rebalances = settled_rebalances(ports)
+        pids = workers.children()
+        proxy.set(down=True)
+        lag_during = []
+        for _ in range(6):
+            time.sleep(10)
+            lag_during.append(
+                metric_sum(
+                    scrape(exporter_port),
+                    "streamgauge_consumer_lag_messages",
+                    group=pipeline.consumer_group,
+                )
+            )
+        assert workers.children() == pids, "no worker restarted: no crash loop"
+        proxy.set()
+        fleet.join(120)
+        assert fleet.error is None
+        assert wait_until(lambda: drained(pipeline), 120), workers.output()[-3000:]
+        after = [metric_sum(scrape(p), "streamgauge_rebalances_total") for p in ports]
+    finally:
+        assert workers.stop() == 0
+        exporter.terminate()
+        exporter.wait(30)
+        proxy.stop()
+    assert all(b - a <= 1 for a, b in zip(rebalances, after, strict=True)), (rebalances, after)
+    assert lag_during == sorted(lag_during), f"the lag grew throughout the outage: {lag_during}"
+    assert lag_during[-1] - lag_during[0] > 40_000
+    assert_stored_exactly_once(pipeline, fleet.sent.readings)

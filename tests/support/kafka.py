@@ -1,0 +1,106 @@
+"""Small direct Kafka operations for tests: topics, messages at chosen timestamps, commits."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from devstack.kafka_broker import KafkaBroker, find_java
+from streams.settings import Settings
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+
+
+def create_topic(
+    settings: Settings, name: str, partitions: int, config: Mapping[str, str] | None = None
+) -> None:
+    topic = NewTopic(name, partitions, 1, config=dict(config or {}))
+    client = admin(settings)  # referenced until the result: a destroyed client fails it
+    client.create_topics([topic])[name].result(60)
+
+
+def delete_topics(settings: Settings, *names: str) -> None:
+    client = admin(settings)
+    for future in client.delete_topics(list(names)).values():
+        future.result(60)
+
+
+def produce(
+    settings: Settings,
+    topic: str,
+    counts: Mapping[int, int],
+    timestamp_ms: int | None = None,
+) -> None:
+    """``counts[p]`` small messages into partition p, with one explicit timestamp if given."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 5})
+    for partition, count in counts.items():
+        for i in range(count):
+            if timestamp_ms is None:
+                producer.produce(topic, f"m{i}".encode(), partition=partition)
+            else:
+                producer.produce(
+                    topic, f"m{i}".encode(), partition=partition, timestamp=timestamp_ms
+                )
+            producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def commit(
+    settings: Settings, group: str, offsets: Mapping[tuple[str, int], int | tuple[int, str]]
+) -> None:
+    """Commit ``(topic, partition) -> offset`` (or ``(offset, metadata)``) outside any member."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group})
+    try:
+        consumer.commit(offsets=_partitions(offsets), asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def _partitions(offsets: Mapping[tuple[str, int], int | tuple[int, str]]) -> list[TopicPartition]:
+    result = []
+    for (topic, partition), value in offsets.items():
+        offset, metadata = value if isinstance(value, tuple) else (value, "")
+        result.append(TopicPartition(topic, partition, offset, metadata=metadata))
+    return result
+
+
+def watermarks(settings: Settings, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
+    """partition -> (earliest retained offset, log end offset)."""
+    client = admin(settings)
+    earliest, latest = (
+        {
+            tp.partition: future.result(30).offset
+            for tp, future in client.list_offsets(
+                {TopicPartition(topic, p): spec for p in range(partitions)}
+            ).items()
+        }
+        for spec in (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    )
+    return {p: (earliest[p], latest[p]) for p in range(partitions)}
+
+
+def kafka_tool_describe(settings: Settings, group: str) -> dict[tuple[str, int], dict[str, str]]:
+    """Kafka's own consumer-groups tool (ConsumerGroupCommand --describe), row per partition."""
+    broker = KafkaBroker(settings.devstack_dir, settings.cache_dir)
+    command = [
+        find_java(),
+        "-cp",
+        broker.resolve_classpath(),
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "--bootstrap-server",
+        settings.kafka_bootstrap_servers,
+        "--describe",
+        "--group",
+        group,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    lines = [line.split() for line in output.stdout.splitlines() if line.strip()]
+    header = next(i for i, line in enumerate(lines) if line[:2] == ["GROUP", "TOPIC"])
+    names = lines[header]
+    rows = [dict(zip(names, line, strict=False)) for line in lines[header + 1 :]]
+    return {(row["TOPIC"], int(row["PARTITION"])): row for row in rows if row["GROUP"] == group}
