@@ -19,12 +19,20 @@ What chDB 4.4 (ClickHouse 26.9) allows, measured, and what this server serialize
   cancels a running statement. chDB assigns query ids itself, so the server stores the HTTP
   request's query id in the ``log_comment`` setting and rewrites ``KILL QUERY WHERE query_id = 'x'``
   to match it there as well.
+- INSERT data is written to a file in a private directory and inserted with ``INSERT INTO t
+  FROM INFILE``, the same insert as data after FORMAT, whose errors chDB reports. Its streaming
+  insert (``send_insert``) loses every error raised while rows are written (a CONSTRAINT, a
+  materialized view that throws, TOO_MANY_PARTS) and reports success; data inline in a query is
+  cut at the first two consecutive line-break bytes, even in Native.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
+import shutil
+import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +42,7 @@ import chdb
 from devstack.clickhouse_http.errors import READONLY, SYNTAX_ERROR, ClickHouseError
 from devstack.clickhouse_http.job import Job
 from devstack.clickhouse_http.query_settings import applied
-from devstack.clickhouse_http.statement import output_format
+from devstack.clickhouse_http.statement import insert_from_file, output_format
 
 Connection = Any  # chdb.state.sqlitelike.Connection; chdb has no type information
 _MUTATING = {"MUTATING", "MUTATING_GLOBAL"}
@@ -70,6 +78,7 @@ class Engine:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
+        self.spool = Path(tempfile.mkdtemp(prefix="clickhouse_http-"))  # INSERT data, mode 0700
         self._anchor = self.connect()
         row = self._anchor.query(
             "SELECT version(), timezone(), getSetting('enable_http_compression')", "TabSeparated"
@@ -85,18 +94,27 @@ class Engine:
 
     def close(self) -> None:
         self._anchor.close()
+        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def run(
-    connection: Connection, job: Job, database: str, settings: dict[str, str], restore: bool
+    connection: Connection,
+    job: Job,
+    database: str,
+    settings: dict[str, str],
+    restore: bool,
+    spool: Path,
 ) -> Outcome:
-    """Run ``job`` on ``connection`` with the request's database and settings (blocking)."""
+    """Run ``job`` on ``connection`` with the request's database and settings (blocking).
+
+    INSERT data goes through a file in ``spool`` (see the module's docstring).
+    """
     try:
         if job.insert_format is not None:
             if job.readonly:
                 raise _readonly()
             with applied(connection, database, settings, restore):
-                return _insert(connection, job)
+                return _insert(connection, job.sql, job.insert_format, job.data, spool)
         read_only = _check_statement(connection, job)
         with applied(connection, database, settings, restore):
             return _statement(connection, job, read_only)
@@ -147,21 +165,31 @@ def _statement(connection: Connection, job: Job, read_only: bool) -> Outcome:
     return Outcome(body, summary, output_format(job.sql, job.output_format) if has_result else None)
 
 
-def _insert(connection: Connection, job: Job) -> Outcome:
-    inserter = connection.send_insert(job.sql, job.insert_format)
+def _insert(connection: Connection, statement: str, fmt: str, data: bytes, spool: Path) -> Outcome:
+    started = time.monotonic_ns()
+    descriptor, path = tempfile.mkstemp(dir=spool)
     try:
-        if job.data:
-            inserter.append(job.data)
-        result = inserter.finish()
-    except BaseException:
-        with contextlib.suppress(Exception):  # keep the error that made the insert fail
-            inserter.cancel()
-        raise
+        sql = insert_from_file(statement, path, fmt)
+        with open(descriptor, "wb") as file:
+            file.write(data)
+        try:
+            result = connection.query(sql)
+        except Exception as error:
+            raise _without_file(ClickHouseError.from_engine(error), path) from error
+    finally:
+        os.unlink(path)
     summary = Summary(
-        written_rows=result.rows_written,
-        written_bytes=result.bytes_written,
-        result_rows=result.rows_written,
-        result_bytes=result.bytes_written,
-        elapsed_ns=int(result.elapsed * 1e9),
+        written_rows=result.rows_written(),
+        written_bytes=result.bytes_written(),
+        result_rows=result.rows_written(),
+        result_bytes=result.bytes_written(),
+        elapsed_ns=time.monotonic_ns() - started,
     )
     return Outcome(b"", summary, None)
+
+
+def _without_file(error: ClickHouseError, path: str) -> ClickHouseError:
+    """The error as a server reports it for data in the request: no word of the file."""
+    message = error.message.replace(f": (in file/uri {path})", "")
+    message = message.replace(": While executing File: data for INSERT was parsed from file", "")
+    return ClickHouseError((error.code, error.name), message)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 # The engine's own messages read "Code: 62. DB::Exception: <message> (SYNTAX_ERROR)", sometimes
-# wrapped by chDB ("Streaming insert finish failed: Code: ...") or already carrying the version.
-_ENGINE_MESSAGE = re.compile(r"Code: (\d+)\. DB::Exception: (.*)", re.S)
-_VERSION_SUFFIX = re.compile(r"\s*\(version [^)]*\)\.?\s*$")
-_NAME_SUFFIX = re.compile(r"\s*\(([A-Z][A-Z0-9_]*)\)\.?\s*$")
+# with the version too, or wrapped: an error in INSERT data that came from a file reads
+# "Code: 27. DB::Exception: Code: 27. DB::Exception: <message> (NAME) (version V). (NAME)".
+_ENGINE_MESSAGE = re.compile(
+    r"Code: (\d+)\. DB::Exception: (?:Code: \d+\. DB::Exception: )*(.*)", re.S
+)
+_SUFFIX = re.compile(r"\s*\((?:version [^)]*|([A-Z][A-Z0-9_]*))\)\.?\s*$")
 
 # ClickHouse's exceptionCodeToHTTPStatus, keyed by error name; every other error is a 500.
 _HTTP_STATUS = {
@@ -110,12 +112,14 @@ class ClickHouseError(Exception):
         match = _ENGINE_MESSAGE.search(str(error))
         if match is None:
             return cls(STD_EXCEPTION, str(error).strip() or type(error).__name__)
-        message = _VERSION_SUFFIX.sub("", match.group(2).strip())
-        name_match = _NAME_SUFFIX.search(message)
-        name = name_match.group(1) if name_match else "UNKNOWN_EXCEPTION"
-        if name_match:
-            message = message[: name_match.start()]
-        return cls((int(match.group(1)), name), message)
+        message, name = match.group(2).strip(), None
+        while (suffix := _SUFFIX.search(message)) is not None:
+            if suffix.group(1) is not None:
+                if name not in (None, suffix.group(1)):
+                    break  # "(X)" ending the message itself
+                name = suffix.group(1)
+            message = message[: suffix.start()]
+        return cls((int(match.group(1)), name or "UNKNOWN_EXCEPTION"), message)
 
     @property
     def http_status(self) -> int:

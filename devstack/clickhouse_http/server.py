@@ -91,7 +91,13 @@ class Service:
             session = self.sessions.acquire(request.session)
             try:
                 return await self.in_thread(
-                    run, session.connection, job, request.database, settings, True
+                    run,
+                    session.connection,
+                    job,
+                    request.database,
+                    settings,
+                    True,
+                    self.engine.spool,
                 )
             finally:
                 # aiohttp does not cancel handlers when clients go away, so the thread is done.
@@ -105,7 +111,7 @@ class Service:
     def _run_fresh(self, job: Job, database: str, settings: dict[str, str]) -> Outcome:
         connection = self.engine.connect()
         try:
-            return run(connection, job, database, settings, False)
+            return run(connection, job, database, settings, False, self.engine.spool)
         finally:
             connection.close()
 

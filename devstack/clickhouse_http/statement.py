@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from devstack.clickhouse_http.errors import NOT_IMPLEMENTED, ClickHouseError
+
 _SKIPPED = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"  # whitespace and comments
 _STARTS_WITH_INSERT = re.compile(_SKIPPED + r"INSERT\b", re.I | re.S)
 _STARTS_WITH_KILL_QUERY = re.compile(_SKIPPED + r"KILL\s+QUERY\b", re.I | re.S)
-# Literals, quoted names and comments are matched whole so that a FORMAT inside them is skipped.
-_TOKENS = re.compile(
-    r"""'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*"|--[^\n]*|/\*.*?\*/"""
-    r"|\b(?P<keyword>FORMAT|VALUES)\b",
-    re.I | re.S,
+# Literals, quoted names and comments are matched whole so that a keyword inside them is skipped.
+_QUOTED_OR_COMMENT = r"""'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*"|--[^\n]*|/\*.*?\*/"""
+_TOKENS = re.compile(_QUOTED_OR_COMMENT + r"|\b(?P<keyword>FORMAT|VALUES)\b", re.I | re.S)
+# In an INSERT without its FORMAT clause: SELECT, and a SETTINGS clause (a setting's name and "="
+# follow the keyword, which tells it from a table named settings).
+_INSERT_HEAD = re.compile(
+    _QUOTED_OR_COMMENT + r"|\b(?P<keyword>SELECT\b|SETTINGS(?=\s+\w+\s*=))", re.I | re.S
 )
 # As in ClickHouse's ParserInsertQuery: the data starts after the format name, blanks and at most
 # one line break.
@@ -45,6 +49,30 @@ def find_insert_data(text: str) -> InsertData | None:
             return None
         return InsertData(text[: token.start()].rstrip(), name.group(1), name.end())
     return None
+
+
+def insert_from_file(statement: str, path: str, fmt: str) -> str:
+    """``INSERT INTO t [(columns)] [SETTINGS ...]`` reading its data, in ``fmt``, from ``path``.
+
+    ``FROM INFILE`` runs the same insert as data after FORMAT; it must precede SETTINGS.
+    """
+    cut = len(statement)
+    for token in _INSERT_HEAD.finditer(statement):
+        keyword = token.group("keyword")
+        if keyword is None:
+            continue
+        if keyword.upper() == "SELECT":
+            # chDB would accept FROM INFILE here and ignore the file.
+            raise ClickHouseError(
+                NOT_IMPLEMENTED,
+                "INSERT ... SELECT with data (the input() table function) is not supported by the "
+                "local ClickHouse; send the data with INSERT INTO t FORMAT <format>",
+            )
+        cut = min(cut, token.start())
+    source = f"FROM INFILE {quote_literal(path)} COMPRESSION 'none'"
+    # A clause a line, lest a trailing -- comment swallow the next one.
+    clauses = [statement[:cut], source, statement[cut:], f"FORMAT {fmt}"]
+    return "\n".join(clause.strip() for clause in clauses if clause.strip())
 
 
 def output_format(sql: str, default: str) -> str:

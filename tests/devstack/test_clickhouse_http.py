@@ -323,3 +323,142 @@ def test_kill_query_cancels_a_running_query_while_ping_answers(server: LocalClic
     assert not runner.is_alive()
     assert isinstance(outcome[0], DatabaseError)
     assert outcome[0].code == 394  # QUERY_WAS_CANCELLED
+
+
+def test_constraint_violation_in_a_native_insert_is_an_error(client: Client, unique: str) -> None:
+    table = f"checked_{unique}"
+    client.command(
+        f"CREATE TABLE {table} (x Int32, CONSTRAINT c CHECK x > 0) ENGINE = MergeTree ORDER BY x"
+    )
+    with pytest.raises(DatabaseError) as raised:
+        client.insert(table, [[-1]], column_names=["x"])  # Native, as clickhouse-connect sends
+    assert raised.value.code == 469  # VIOLATED_CONSTRAINT
+    assert "Constraint `c`" in str(raised.value)
+    assert client.command(f"SELECT count() FROM {table}") == 0
+    assert client.insert(table, [[1]], column_names=["x"]).written_rows == 1
+    assert client.command(f"SELECT count() FROM {table}") == 1
+
+
+def test_a_throwing_materialized_view_fails_the_insert(client: Client, unique: str) -> None:
+    source, target = f"source_{unique}", f"target_{unique}"
+    for table in (source, target):
+        client.command(f"CREATE TABLE {table} (x Int32) ENGINE = MergeTree ORDER BY x")
+    client.command(
+        f"CREATE MATERIALIZED VIEW view_{unique} TO {target} "
+        f"AS SELECT throwIf(x = 42) + x AS x FROM {source}"
+    )
+    with pytest.raises(DatabaseError) as raised:
+        client.insert(source, [[42]], column_names=["x"])
+    assert raised.value.code == 395  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    assert client.command(f"SELECT count() FROM {target}") == 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "code", "status"),
+    [
+        ("RowBinary", b"\x01\x00\x00\x00\x05ab", 33, 500),  # CANNOT_READ_ALL_DATA
+        ("TabSeparated", b"1\ta\nabc\tb\n", 27, 400),  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        ("JSONEachRow", b'{"x": "abc", "s": "a"}\n', 27, 400),
+        ("TabSeparated", b"-1\ta\n", 469, 500),  # VIOLATED_CONSTRAINT
+    ],
+)
+def test_a_bad_body_fails_with_clickhouse_code(
+    server: LocalClickHouse,
+    client: Client,
+    unique: str,
+    fmt: str,
+    data: bytes,
+    code: int,
+    status: int,
+) -> None:
+    table = f"bad_{unique}"
+    client.command(
+        f"CREATE TABLE {table} (x Int32, s String, CONSTRAINT c CHECK x > 0) "
+        "ENGINE = MergeTree ORDER BY x"
+    )
+    answer, headers, body = http(server, data, query=f"INSERT INTO {table} FORMAT {fmt}")
+    assert (answer, headers["X-ClickHouse-Exception-Code"]) == (status, str(code))
+    assert body.startswith(f"Code: {code}. DB::Exception: ".encode())
+    assert body.count(b"DB::Exception") == 1
+    assert b"INFILE" not in body, "no trace of how the server inserts"
+    assert b"parsed from file" not in body
+    assert client.command(f"SELECT count() FROM {table}") == 0
+
+
+def test_too_many_parts_fails_the_insert(client: Client, unique: str) -> None:
+    table = f"parts_{unique}"
+    client.command(
+        f"CREATE TABLE {table} (x Int32) ENGINE = MergeTree ORDER BY x "
+        "SETTINGS parts_to_throw_insert = 1, parts_to_delay_insert = 1"
+    )
+    client.command(f"SYSTEM STOP MERGES {table}")
+    client.insert(table, [[1]], column_names=["x"])
+    with pytest.raises(DatabaseError) as raised:
+        client.insert(table, [[2]], column_names=["x"])
+    assert raised.value.code == 252  # TOO_MANY_PARTS
+    assert client.command(f"SELECT count() FROM {table}") == 1
+
+
+def test_insert_deduplication_by_token(client: Client, unique: str) -> None:
+    source, target = f"dedup_{unique}", f"dedup_target_{unique}"
+    for table in (source, target):
+        client.command(
+            f"CREATE TABLE {table} (x Int32) ENGINE = MergeTree ORDER BY x "
+            "SETTINGS non_replicated_deduplication_window = 100"
+        )
+    client.command(
+        f"CREATE MATERIALIZED VIEW dedup_view_{unique} TO {target} "
+        f"AS SELECT x * 10 AS x FROM {source}"
+    )
+    settings = {
+        "insert_deduplication_token": f"batch-{unique}",
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+    for _ in range(2):
+        client.insert(source, [[1], [2]], column_names=["x"], settings=settings)
+    assert client.query(f"SELECT x FROM {source} ORDER BY x").result_rows == [(1,), (2,)]
+    assert client.query(f"SELECT x FROM {target} ORDER BY x").result_rows == [(10,), (20,)]
+
+
+def test_settings_clause_and_column_list_of_an_insert(
+    server: LocalClickHouse, client: Client, unique: str
+) -> None:
+    table = f"clause_{unique}"
+    client.command(
+        f"CREATE TABLE {table} (id UInt32, label String DEFAULT 'none') "
+        "ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 10"
+    )
+    query = (
+        f"INSERT INTO {table} (id) SETTINGS insert_deduplication_token = 'FORMAT x' "
+        "FORMAT TabSeparated"
+    )
+    for _ in range(2):
+        assert http(server, b"1\n2\n", query=query)[0] == 200
+    assert client.query(f"SELECT id, label FROM {table} ORDER BY id").result_rows == [
+        (1, "none"),
+        (2, "none"),
+    ]
+
+
+def test_insert_select_with_data_is_not_supported(server: LocalClickHouse, unique: str) -> None:
+    query = f"INSERT INTO nowhere_{unique} SELECT x FROM input('x Int32') FORMAT CSV"
+    status, headers, body = http(server, b"1\n", query=query)
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (501, "48")
+    assert b"input()" in body
+
+
+def test_data_with_blank_lines_is_inserted_whole(
+    server: LocalClickHouse, client: Client, unique: str
+) -> None:
+    table = f"blank_lines_{unique}"
+    client.command(f"CREATE TABLE {table} (id UInt8, s String) ENGINE = MergeTree ORDER BY id")
+    client.insert(table, [[10, "\n\n"], [10, ";\n\nSELECT 1"]], column_names=["id", "s"])
+    body = b'{"id": 1, "s": "a"}\n\n{"id": 2, "s": "b"}\n'
+    assert http(server, body, query=f"INSERT INTO {table} FORMAT JSONEachRow")[0] == 200
+    assert http(server, b"", query=f"INSERT INTO {table} FORMAT Native")[0] == 200
+    assert client.query(f"SELECT id, s FROM {table} ORDER BY id, s").result_rows == [
+        (1, "a"),
+        (2, "b"),
+        (10, "\n\n"),
+        (10, ";\n\nSELECT 1"),
+    ]

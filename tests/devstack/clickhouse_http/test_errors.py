@@ -18,12 +18,21 @@ from devstack.clickhouse_http.errors import ClickHouseError
             400,
         ),
         (
-            "Streaming insert finish failed: Code: 27. DB::Exception: Cannot parse input. "
-            "(CANNOT_PARSE_INPUT_ASSERTION_FAILED) (version 26.9.2.1)",
+            "Code: 27. DB::Exception: Code: 27. DB::Exception: Cannot parse input: (at row 1)\n"
+            ": While executing Native. (CANNOT_PARSE_INPUT_ASSERTION_FAILED) (version 26.9.2.1). "
+            "(CANNOT_PARSE_INPUT_ASSERTION_FAILED)",
             27,
             "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
-            "Cannot parse input.",
+            "Cannot parse input: (at row 1)\n: While executing Native.",
             400,
+        ),
+        (
+            "Code: 469. DB::Exception: Constraint `c` is violated. Expression: (X). "
+            "(VIOLATED_CONSTRAINT)",
+            469,
+            "VIOLATED_CONSTRAINT",
+            "Constraint `c` is violated. Expression: (X).",
+            500,
         ),
         (
             "Code: 60. DB::Exception: Table default.t does not exist. (UNKNOWN_TABLE)",

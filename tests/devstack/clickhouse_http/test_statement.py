@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.clickhouse_http.errors import ClickHouseError
 from devstack.clickhouse_http.statement import (
     InsertData,
     find_insert_data,
+    insert_from_file,
     kill_by_http_query_id,
     output_format,
 )
@@ -49,6 +51,34 @@ def test_insert_data_starts_after_the_format_name_and_one_line_break(
 )
 def test_other_statements_carry_no_insert_data(text: str) -> None:
     assert find_insert_data(text) is None
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("INSERT INTO t", "INSERT INTO t\n{source}\nFORMAT Native"),
+        (
+            "INSERT INTO t (id, `settings`) -- the ids",
+            "INSERT INTO t (id, `settings`) -- the ids\n{source}\nFORMAT Native",
+        ),
+        (
+            "INSERT INTO settings SETTINGS insert_deduplication_token = 'SETTINGS a=1 SELECT'",
+            "INSERT INTO settings\n{source}\n"
+            "SETTINGS insert_deduplication_token = 'SETTINGS a=1 SELECT'\nFORMAT Native",
+        ),
+    ],
+)
+def test_insert_from_file_reads_the_file_before_the_settings_clause(
+    statement: str, expected: str
+) -> None:
+    source = "FROM INFILE '/spool/it\\'s' COMPRESSION 'none'"
+    assert insert_from_file(statement, "/spool/it's", "Native") == expected.format(source=source)
+
+
+def test_insert_select_cannot_read_a_file() -> None:
+    with pytest.raises(ClickHouseError) as raised:
+        insert_from_file("INSERT INTO t SELECT x FROM input('x Int32')", "/spool/f", "CSV")
+    assert raised.value.name == "NOT_IMPLEMENTED"
 
 
 def test_output_format_is_the_trailing_format_clause_or_the_default() -> None:
