@@ -68,8 +68,10 @@ class Daemon:
     def wait_ready(self, ready: Callable[[], bool], timeout: float) -> float:
         """Wait until ``ready()`` holds; return the seconds it took."""
         start = time.monotonic()
+        spawned = int(self.pid_file.read_text())
         while time.monotonic() - start < timeout:
-            if self.pid() is None:
+            # Alive is enough here: until it execs, the child still shows our command line.
+            if not _alive(spawned):
                 raise UserError(
                     f"{self.name} exited during start-up; its log is {self.log_file} "
                     f"(last line: {last_line(self.log_file)!r})."
