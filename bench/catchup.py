@@ -292,6 +292,11 @@ def run_scenario(
         marks["drain_tail"] = probe.wait_for_lag(int(backlog * 0.1), 600).t
         caught_up = probe.wait_for_lag(int(rate * 0.5) + 1, 600)
         marks["caught_up"] = caught_up.t
+        time.sleep(5)
+        # What "caught up" looks like here: the lag of a steady pipeline (about one batch
+        # cycle of arrivals); twice its median counts as caught up again after the slowdown.
+        steady = sorted(s.lag for s in probe.samples if s.t >= caught_up.t)
+        caught_up_lag = max(2 * steady[len(steady) // 2], int(rate * 0.5))
         outcome.max_throughput = drain_rate(
             probe.samples, marks["drain_started"], marks["drain_tail"]
         )
@@ -302,7 +307,6 @@ def run_scenario(
             f"mean insert {outcome.baseline_insert_seconds * 1000:.0f} ms"
         )
         # Phase 2: steady, then a database 10x slower.
-        time.sleep(5)
         outcome.slow_latency_ms = max(200.0, 9 * outcome.baseline_insert_seconds * 1000)
         marks["slow_started"] = probe.now()
         proxy.set(latency_ms=outcome.slow_latency_ms)
@@ -314,11 +318,12 @@ def run_scenario(
         proxy.set()
         marks["restored"] = probe.now()
         # Phase 3: recovery.
-        # The same part of the drain as for the maximum: from 90% of the peak down to 10%.
-        peak = max(s.lag for s in probe.samples if s.t >= marks["slow_started"])
-        marks["recovery_started"] = probe.wait_for_lag(int(peak * 0.9), 600).t
-        marks["recovery_tail"] = probe.wait_for_lag(int(peak * 0.1), 600).t
-        recovered = probe.wait_for_lag(int(rate * 0.5) + 1, 600)
+        # The same part of the drain as for the maximum: from 90% of the backlog left at the
+        # restore down to 10%.
+        left = probe.samples[-1].lag
+        marks["recovery_started"] = probe.wait_for_lag(int(left * 0.9), 600).t
+        marks["recovery_tail"] = probe.wait_for_lag(int(left * 0.1), 600).t
+        recovered = probe.wait_for_lag(caught_up_lag, 600)
         marks["caught_up_again"] = recovered.t
         fleet.stopping.set()
         fleet.join(30)
