@@ -46,6 +46,8 @@ def children(settings: Settings, processes: int, devices: int, rate: float) -> I
     env = {**os.environ, **settings.to_env(), "STREAMGAUGE_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "streams.cli"]
     workers = subprocess.Popen([*command, "worker", "--processes", str(processes)], env=env)
+    exporter = subprocess.Popen([*command, "lag-exporter"], env=env)
+    api = subprocess.Popen([*command, "api"], env=env)
     simulate = ["simulate", "--devices", str(devices), "--rate", str(rate)]
     fleet = subprocess.Popen(
         [*command, *simulate, "--duration", "31536000", "--bad-ratio", "0.001"],
@@ -54,7 +56,10 @@ def children(settings: Settings, processes: int, devices: int, rate: float) -> I
     )
     print(
         f"workers: {processes} processes (pid {workers.pid}); "
-        f"simulated fleet: {devices} devices at {rate:.0f} msg/s (pid {fleet.pid})"
+        f"simulated fleet: {devices} devices at {rate:.0f} msg/s (pid {fleet.pid})\n"
+        f"lag exporter: http://{settings.lag_exporter_host}:{settings.lag_exporter_port}/status "
+        f"(pid {exporter.pid}); read API and dashboard: "
+        f"http://{settings.api_host}:{settings.api_port}/ (pid {api.pid})"
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -63,10 +68,11 @@ def children(settings: Settings, processes: int, devices: int, rate: float) -> I
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for process in (fleet, workers):
+        started = (fleet, api, exporter, workers)
+        for process in started:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in (fleet, workers):
+        for process in started:
             process.wait(60)
 
 

@@ -15,10 +15,14 @@ from tests.api.conftest import PARTITIONS, READ_KEY, Seeded, StartApi, until
 from tests.support import browser
 from tests.support.lagsource import FakeLagSource
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(browser.executable() is None, reason="run scripts/ensure-chromium.sh"),
-]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    # make test installs it (scripts/ensure-chromium.sh); a missing browser is a failure.
+    assert browser.executable() is not None, "no Chromium: run scripts/ensure-chromium.sh"
+
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 FIRST_DEVICE = "dev-000001"  # the page picks the first device of the listing
