@@ -5,9 +5,11 @@ backlog did not clear. For 1 and then 2 worker processes, this benchmark
 
   1. measures the pipeline's maximum throughput: a pre-produced backlog drained while the
      simulator keeps producing (the same load as in the later phases);
-  2. lets it catch up, then slows the database (each request to ClickHouse delayed by 9x the
-     mean insert duration measured in phase 1, so inserts take 10x as long) for a while
-     through a fault-injection proxy, while the simulator produces steadily;
+  2. lets it catch up, then makes the database 10x slower for a while, through a
+     fault-injection proxy, while the simulator produces steadily. ``--slow-mode latency``
+     (default) delays each request to ClickHouse by 9x the mean insert duration of phase 1
+     (I/O-bound: more processes, more inserts in flight, more drain); ``bandwidth`` caps the
+     insert bytes at a tenth of phase 1's rate (a database with a tenth of its throughput);
   3. restores the database and records lag until it is zero.
 
 It prints the arrival rate, the drain rate during the slowdown, the drain rate after recovery
@@ -65,6 +67,7 @@ class Outcome:
     max_throughput: float = 0.0
     baseline_insert_seconds: float = 0.0
     slow_latency_ms: float = 0.0
+    slow_bandwidth_bps: float = 0.0
     drain_during_slowdown: float = 0.0
     drain_after_recovery: float = 0.0
     recovery_ratio: float = 0.0
@@ -169,18 +172,15 @@ class Probe:
 
 
 def drain_rate(samples: list[Sample], start: float, end: float) -> float:
-    """Committed messages per second between two moments: the least-squares slope.
+    """Committed messages per second between the samples at two moments.
 
-    Commits arrive in steps (a batch at a time); a fitted slope over every sample in the
-    window is steadier than the difference of its two ends.
+    Both the maximum and the recovery are measured this way over the same part of a drain
+    (from 90% of the backlog left down to 10%), so the steps in which commits arrive (a batch
+    at a time) weigh the same on both.
     """
-    window = [s for s in samples if start <= s.t <= end]
-    if len(window) < 2:
-        return 0.0
-    mean_t = sum(s.t for s in window) / len(window)
-    mean_c = sum(s.committed for s in window) / len(window)
-    spread = sum((s.t - mean_t) ** 2 for s in window)
-    return sum((s.t - mean_t) * (s.committed - mean_c) for s in window) / spread
+    first = next(s for s in samples if s.t >= start)
+    last = next((s for s in samples if s.t >= end), samples[-1])
+    return (last.committed - first.committed) / max(1e-9, last.t - first.t)
 
 
 def free_port() -> int:
@@ -249,6 +249,7 @@ def run_scenario(
     rate: float,
     backlog: int,
     slow_seconds: float,
+    slow_mode: str = "latency",
     devices: int = 1000,
     log_dir: Path = RESULTS,
     say: Any = print,
@@ -289,7 +290,11 @@ def run_scenario(
         # Phase 1: the maximum, draining the backlog under the steady load.
         # The steady middle of the drain: past start-up, before the tail.
         marks["drain_started"] = probe.wait_for_lag(int(backlog * 0.9), 180).t
+        bytes_started = proxy.stats()["bytes_up"]
         marks["drain_tail"] = probe.wait_for_lag(int(backlog * 0.1), 600).t
+        upload_rate = (proxy.stats()["bytes_up"] - bytes_started) / max(
+            1e-3, marks["drain_tail"] - marks["drain_started"]
+        )
         caught_up = probe.wait_for_lag(int(rate * 0.5) + 1, 600)
         marks["caught_up"] = caught_up.t
         time.sleep(5)
@@ -307,13 +312,16 @@ def run_scenario(
             f"mean insert {outcome.baseline_insert_seconds * 1000:.0f} ms"
         )
         # Phase 2: steady, then a database 10x slower.
-        outcome.slow_latency_ms = max(200.0, 9 * outcome.baseline_insert_seconds * 1000)
         marks["slow_started"] = probe.now()
-        proxy.set(latency_ms=outcome.slow_latency_ms)
-        say(
-            f"[{processes}p] database slowed: +{outcome.slow_latency_ms:.0f} ms per request "
-            f"for {slow_seconds:.0f} s"
-        )
+        if slow_mode == "latency":
+            outcome.slow_latency_ms = max(200.0, 9 * outcome.baseline_insert_seconds * 1000)
+            proxy.set(latency_ms=outcome.slow_latency_ms)
+            how = f"+{outcome.slow_latency_ms:.0f} ms per request"
+        else:
+            outcome.slow_bandwidth_bps = upload_rate / 10
+            proxy.set(bandwidth_bps=outcome.slow_bandwidth_bps)
+            how = f"inserts capped at {outcome.slow_bandwidth_bps / 1e6:.2f} MB/s (a tenth)"
+        say(f"[{processes}p] database slowed: {how} for {slow_seconds:.0f} s")
         time.sleep(slow_seconds)
         proxy.set()
         marks["restored"] = probe.now()
@@ -384,11 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=300_000, help="messages for phase 1")
     parser.add_argument("--slow-seconds", type=float, default=30.0)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--slow-mode", choices=["latency", "bandwidth"], default="latency")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     base = dataclasses.replace(Settings.from_env(), log_level="WARNING")
     outcomes = [
-        run_scenario(base, n, args.rate, args.backlog, args.slow_seconds) for n in args.processes
+        run_scenario(base, n, args.rate, args.backlog, args.slow_seconds, args.slow_mode)
+        for n in args.processes
     ]
     print()
     print(f"{'':34}" + "".join(f"{o.processes} process(es)".rjust(16) for o in outcomes))
@@ -397,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         ("maximum throughput (msg/s)", "max_throughput", "{:,.0f}"),
         ("mean insert before (ms)", "baseline_insert_seconds", "{:.3f}"),
         ("added latency while slow (ms)", "slow_latency_ms", "{:,.0f}"),
+        ("insert bytes/s cap while slow", "slow_bandwidth_bps", "{:,.0f}"),
         ("drain while slow (msg/s)", "drain_during_slowdown", "{:,.0f}"),
         ("drain after recovery (msg/s)", "drain_after_recovery", "{:,.0f}"),
         ("after recovery / maximum", "recovery_ratio", "{:.2f}"),

@@ -53,6 +53,7 @@ class Polled:
     """One poll's messages, handed from the poller to the agent."""
 
     messages: Sequence[Message]
+    epoch: int  # the source's rebalance epoch when they were polled
 
 
 class Poller(Service):
@@ -127,7 +128,7 @@ class Poller(Service):
             messages = self.source.poll(POLL_MAX_MESSAGES)
             if messages:
                 self.queued += 1
-                await self.channel.send(value=Polled(messages))
+                await self.channel.send(value=Polled(messages, self.source.epoch))
             else:
                 self.ingest.poll()
                 await asyncio.sleep(IDLE_SLEEP)
@@ -135,7 +136,7 @@ class Poller(Service):
     async def handle(self, polled: Polled) -> None:
         assert self.ingest is not None
         self.queued -= 1
-        self.ingest.submit(polled.messages)
+        self.ingest.submit(polled.messages, polled.epoch)
 
     async def on_stop(self) -> None:
         if self.ingest is not None and self.source is not None:

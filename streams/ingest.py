@@ -21,6 +21,7 @@ from confluent_kafka import Message
 from streams.batch import Batch
 from streams.codec import DecodeError, Decoder, Record
 from streams.offsets import Intent
+from streams.sink import backoff
 from streams.source import Assigned, CommitFailed, RebalanceEvent, Revoked
 from streams.validate import Rejection, Validator
 from streams.worker_metrics import WorkerMetrics
@@ -80,6 +81,7 @@ class Partition:
     """What one partition holds: the open batch, the batch in flight, a replay intent."""
 
     number: int
+    epoch: int = 0  # the source's rebalance epoch when this ownership began
     open: Batch | None = None
     in_flight: asyncio.Task[None] | None = None
     intent: Intent | None = None
@@ -123,7 +125,7 @@ class Ingest:
         )
         if isinstance(event, Assigned):
             for number, intent in event.partitions.items():
-                self.partitions[number] = Partition(number, intent=intent)
+                self.partitions[number] = Partition(number, event.epoch, intent=intent)
         elif isinstance(event, Revoked):
             for number in event.partitions:
                 partition = self.partitions.pop(number, None)
@@ -136,13 +138,18 @@ class Ingest:
 
     # -- the data path ----------------------------------------------------------------
 
-    def submit(self, messages: Sequence[Message]) -> None:
-        """Decode, validate and batch polled messages; start the flushes that are due."""
+    def submit(self, messages: Sequence[Message], epoch: int = 0) -> None:
+        """Decode, validate and batch messages polled at rebalance ``epoch``; start due flushes.
+
+        A message polled before its partition was (re)assigned is dropped: the new ownership
+        fetches again from the committed offset, and an old message would break the batch's
+        contiguous offset range.
+        """
         now_ms = int(time.time() * 1000)
         self.metrics.consumed.inc(len(messages))
         for message in messages:
             partition = self.partitions.get(cast(int, message.partition()))
-            if partition is None:  # revoked since it was fetched
+            if partition is None or epoch < partition.epoch:
                 continue
             self._add(partition, message, now_ms)
         self.poll()
@@ -173,6 +180,8 @@ class Ingest:
 
     def _add(self, partition: Partition, message: Message, now_ms: int) -> None:
         offset = cast(int, message.offset())
+        if partition.open is not None and offset <= partition.open.last_offset:
+            return  # already in this batch (a repeated fetch); ranges stay increasing
         intent = partition.intent
         if intent is not None and partition.open is None and offset != intent.first:
             partition.intent = None  # the range it named is gone (retention); nothing to replay
@@ -225,28 +234,44 @@ class Ingest:
         partition.in_flight.add_done_callback(lambda _task: self.poll())
 
     async def _flush(self, partition: Partition, batch: Batch) -> None:
-        number = partition.number
+        """Intent commit → insert ∥ dead letters → commit; repeated whole until it holds.
+
+        A refused commit (e.g. STALE_MEMBER_EPOCH while the group rebalances) never skips
+        the batch: while the partition is ours the step is retried, and a repeated insert is
+        dropped by its token. Only a revocation ends it (the next owner replays the intent).
+        """
         self.metrics.in_flight.inc()
+        attempt = 0
         try:
-            if batch.rows:
-                intent = Intent(batch.first_offset, batch.last_offset)
-                await self.source.commit({number: (batch.first_offset, intent.metadata())})
-                await asyncio.gather(self.sink.insert(batch), self.dead_letters.flush())
-                self.metrics.batch_stored(batch.rows, batch.size_bytes, batch.oldest_event_ms)
-            else:
-                await self.dead_letters.flush()
-            await self.source.commit({number: (batch.last_offset + 1, "")})
-            partition.flushes += 1
-        except CommitFailed as error:
-            if not partition.revoked:
-                log.warning(
-                    "commit for partition %d failed, batch %s abandoned: %s",
-                    number,
-                    batch.token,
-                    error,
-                )
+            while True:
+                try:
+                    await self._flush_once(partition.number, batch)
+                    partition.flushes += 1
+                    return
+                except CommitFailed as error:
+                    if partition.revoked:
+                        return
+                    attempt += 1
+                    log.warning(
+                        "commit for partition %d refused (%s); batch %s again, attempt %d",
+                        partition.number,
+                        error,
+                        batch.token,
+                        attempt + 1,
+                    )
+                    await asyncio.sleep(backoff(attempt, 5.0))
         finally:
             self.metrics.in_flight.dec()
+
+    async def _flush_once(self, number: int, batch: Batch) -> None:
+        if batch.rows:
+            intent = Intent(batch.first_offset, batch.last_offset)
+            await self.source.commit({number: (batch.first_offset, intent.metadata())})
+            await asyncio.gather(self.sink.insert(batch), self.dead_letters.flush())
+            self.metrics.batch_stored(batch.rows, batch.size_bytes, batch.oldest_event_ms)
+        else:
+            await self.dead_letters.flush()
+        await self.source.commit({number: (batch.last_offset + 1, "")})
 
     # -- shutdown -----------------------------------------------------------------------
 

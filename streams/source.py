@@ -26,9 +26,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Assigned:
-    """Partitions this process now owns, with the batch intents found in their commits."""
+    """Partitions this process now owns, with the batch intents found in their commits.
+
+    ``epoch`` numbers the rebalances this process saw; messages polled before it belong to an
+    earlier ownership of these partitions and must not enter their batches.
+    """
 
     partitions: dict[int, Intent | None]
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class KafkaSource:
         self._paused_since = 0.0
         self._metrics = metrics
         self.assigned: set[int] = set()
+        self.epoch = 0  # +1 on every assignment or revocation
         config: dict[str, Any] = {
             **settings.kafka_config(),
             "group.id": settings.consumer_group,
@@ -156,7 +162,8 @@ class KafkaSource:
             self.topic,
             "".join(f"; p{p} replays intent {i.first}-{i.last}" for p, i in intents.items() if i),
         )
-        self._on_rebalance(Assigned(intents))
+        self.epoch += 1
+        self._on_rebalance(Assigned(intents, self.epoch))
 
     def _revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._lose(partitions, lost=False)
@@ -174,6 +181,7 @@ class KafkaSource:
             sorted(numbers),
             self.topic,
         )
+        self.epoch += 1
         self._on_rebalance(Revoked(numbers, lost))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:

@@ -14,7 +14,7 @@ from streams.batch import Batch
 from streams.codec import Decoder, Encoder, load_versions
 from streams.ingest import Ingest, Limits
 from streams.offsets import Intent
-from streams.source import Assigned, Revoked
+from streams.source import Assigned, CommitFailed, Revoked
 from streams.validate import Rejection, Validator
 from streams.worker_metrics import WorkerMetrics
 
@@ -46,9 +46,13 @@ class FakeSource:
     log: list[tuple[str, Any]]
     paused: bool = False
     high: dict[int, int] = field(default_factory=dict)
+    refuse: int = 0  # refuse this many commits
 
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
         self.log.append(("commit", offsets))
+        if self.refuse:
+            self.refuse -= 1
+            raise CommitFailed("STALE_MEMBER_EPOCH")
 
     def pause(self, partitions: Sequence[int]) -> None:
         self.paused = True
@@ -226,3 +230,34 @@ async def test_caught_up_batches_flush_after_linger_backlogged_ones_keep_filling
     await settle()
     inserted = [token for kind, token in log if kind == "insert"]
     assert inserted == ["m/0/0-2"], "only the caught-up partition flushes early"
+
+
+async def test_messages_polled_before_a_reassignment_do_not_enter_the_new_batches() -> None:
+    ingest, _, sink, _ = make_ingest(max_rows=1000)
+    sink.gate.set()
+    cast(FakeSource, ingest.source).high = {0: 1000}
+    ingest.on_rebalance(Assigned({0: None}, epoch=1))
+    stale = [message(0, offset) for offset in range(500, 510)]  # polled at epoch 1, queued
+    ingest.on_rebalance(Revoked(frozenset({0})))
+    ingest.on_rebalance(Assigned({0: None}, epoch=3))  # back, from committed offset 300
+    ingest.submit(stale, epoch=1)
+    ingest.submit([message(0, offset) for offset in range(300, 305)], epoch=3)
+    batch = ingest.partitions[0].open
+    assert batch is not None
+    assert (batch.first_offset, batch.last_offset, batch.messages) == (300, 304, 5)
+
+
+async def test_a_refused_commit_repeats_the_batch_and_never_skips_it() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    sink.gate.set()
+    source = cast(FakeSource, ingest.source)
+    source.refuse = 1  # e.g. STALE_MEMBER_EPOCH while the group rebalances
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0), message(0, 1)])
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if ("commit", {0: (2, "")}) in log:
+            break
+    commits = [entry for kind, entry in log if kind == "commit"]
+    assert commits == [{0: (0, "sg1:0-1")}, {0: (0, "sg1:0-1")}, {0: (2, "")}]
+    assert [b.token for b in sink.batches] == ["m/0/0-1"]
