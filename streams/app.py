@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ class Poller(Service):
         self.settings = settings
         self.channel = channel
         self.ingest: Ingest | None = None
+        self.dead_letters: DeadLetters | None = None
         self.client: AsyncClient | None = None
         self.metrics_server: web.AppRunner | None = None
         self.source: KafkaSource | None = None
@@ -74,7 +76,7 @@ class Poller(Service):
         settings = self.settings
         self.client = client = await async_client(settings, autogenerate_query_id=False)
         versions = load_versions(settings.schemas_dir)
-        dead_letters = DeadLetters(settings)
+        self.dead_letters = dead_letters = DeadLetters(settings)
         metrics = WorkerMetrics(settings.topic, settings.worker_index)
         self.metrics_server = await serve(
             metrics,
@@ -140,8 +142,22 @@ class Poller(Service):
 
     async def on_stop(self) -> None:
         if self.ingest is not None and self.source is not None:
-            await self.ingest.drain(grace=15)
+            source = self.source
+            source.pause(sorted(source.assigned))  # nothing new; commits still complete
+
+            def serve() -> None:
+                source.poll(1)  # paused: serves callbacks; nothing taken is committed
+
+            await self.ingest.drain(grace=10, serve=serve)
+            started = time.monotonic()
             self.source.close()
+            log.info(
+                "worker %d: left the group in %.1f s",
+                self.settings.worker_index,
+                time.monotonic() - started,
+            )
+        if self.dead_letters is not None:
+            self.dead_letters.close()
         if self.client is not None:
             await self.client.close()
         if self.metrics_server is not None:

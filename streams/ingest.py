@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -279,15 +279,22 @@ class Ingest:
         """Messages held in open batches (not yet in flight)."""
         return sum(p.open.messages for p in self.partitions.values() if p.open is not None)
 
-    async def drain(self, grace: float) -> None:
-        """Wait for batches in flight; open batches are abandoned uncommitted."""
+    async def drain(self, grace: float, serve: Callable[[], None]) -> None:
+        """Let batches in flight finish (up to ``grace`` s); abandon open ones uncommitted.
+
+        ``serve`` keeps the consumer answering meanwhile: the commits in flight complete
+        through its callbacks.
+        """
         tasks = [p.in_flight for p in self.partitions.values() if p.busy and p.in_flight]
         for partition in self.partitions.values():
             partition.open = None
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
+        deadline = time.monotonic() + grace
+        while tasks and time.monotonic() < deadline:
+            serve()
+            _, pending = await asyncio.wait(tasks, timeout=0.01)
+            tasks = list(pending)
+        for task in tasks:
+            task.cancel()
 
 
 def _batch_age(partition: Partition) -> float:
