@@ -1,0 +1,101 @@
+"""``streamgauge dev up | status | down`` on a private stack: ports, processes, messages."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.daemon import port_open
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for init to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def dev(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "dev", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_up_twice_status_and_down_leave_nothing_behind(tmp_path: Path) -> None:
+    kafka, clickhouse = free_port(), free_port()
+    env = {
+        **os.environ,
+        "STREAMGAUGE_DEVSTACK_DIR": str(tmp_path / "stack"),
+        "STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
+        "STREAMGAUGE_CLICKHOUSE_PORT": str(clickhouse),
+    }
+    try:
+        up = dev(env, "up")
+        assert up.returncode == 0, up.stderr
+        assert "kafka      ready at" in up.stdout
+        assert "clickhouse ready at" in up.stdout
+        again = dev(env, "up")
+        assert again.returncode == 0
+        assert again.stdout.count("already running") == 2
+
+        status = dev(env, "status")
+        assert status.returncode == 0
+        lines = status.stdout.splitlines()[1:]
+        assert [line.split()[:3] for line in lines] == [
+            ["kafka", "running", f"127.0.0.1:{kafka}"],
+            ["clickhouse", "running", f"127.0.0.1:{clickhouse}"],
+        ]
+        pids = [int(line.split()[3]) for line in lines]
+        assert all(running(pid) for pid in pids)
+        assert str(tmp_path / "stack") in status.stdout
+    finally:
+        down = dev(env, "down")
+    assert down.returncode == 0
+    for port in (kafka, kafka + 1, clickhouse):  # broker, KRaft controller, ClickHouse HTTP
+        assert not port_open("127.0.0.1", port), f"port {port} still listening"
+    assert not any(running(pid) for pid in pids), "a process survived down"
+    stopped = dev(env, "status")
+    assert stopped.returncode == 3
+    assert stopped.stdout.count("stopped") == 2
+
+
+def test_a_taken_port_is_one_clear_sentence(tmp_path: Path) -> None:
+    kafka = free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        env = {
+            **os.environ,
+            "STREAMGAUGE_DEVSTACK_DIR": str(tmp_path / "stack"),
+            "STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
+            "STREAMGAUGE_CLICKHOUSE_PORT": str(taken),
+        }
+        try:
+            up = dev(env, "up")
+        finally:
+            dev(env, "down")
+    assert up.returncode == 1
+    assert "Traceback" not in up.stderr
+    assert f"127.0.0.1:{taken} is already in use" in up.stderr
+    assert len(up.stderr.strip().splitlines()) == 1

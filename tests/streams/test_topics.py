@@ -1,0 +1,32 @@
+"""``topics create``: idempotent, and a mismatch is explained rather than failing obscurely."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streams import topics
+from streams.errors import UserError
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_create_is_idempotent_and_explains_a_mismatch(local_stack: Settings, unique: str) -> None:
+    settings = dataclasses.replace(
+        local_stack, topic=f"topics-{unique}", dlq_topic=f"topics-{unique}.dlq", topic_partitions=3
+    )
+    try:
+        first = topics.create(settings)
+        assert first[0].startswith(f"topics-{unique}: created with 3 partitions")
+        again = topics.create(dataclasses.replace(settings, topic_retention_hours=1))
+        assert again[0].startswith(f"topics-{unique}: exists with 3 partitions")
+        assert "retention.ms=604800000 (configured 3600000)" in again[0]
+        with pytest.raises(UserError) as error:
+            topics.create(dataclasses.replace(settings, topic_partitions=6))
+        assert "exists with 3 partitions, fewer than the 6 configured" in str(error.value)
+    finally:
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+        admin.delete_topics([settings.topic, settings.dlq_topic])
