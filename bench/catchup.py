@@ -250,6 +250,7 @@ def run_scenario(
     backlog: int,
     slow_seconds: float,
     slow_mode: str = "latency",
+    latency_ms: float | None = None,
     devices: int = 1000,
     log_dir: Path = RESULTS,
     say: Any = print,
@@ -314,7 +315,9 @@ def run_scenario(
         # Phase 2: steady, then a database 10x slower.
         marks["slow_started"] = probe.now()
         if slow_mode == "latency":
-            outcome.slow_latency_ms = max(200.0, 9 * outcome.baseline_insert_seconds * 1000)
+            outcome.slow_latency_ms = latency_ms or max(
+                200.0, 9 * outcome.baseline_insert_seconds * 1000
+            )
             proxy.set(latency_ms=outcome.slow_latency_ms)
             how = f"+{outcome.slow_latency_ms:.0f} ms per request"
         else:
@@ -393,13 +396,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-seconds", type=float, default=30.0)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--slow-mode", choices=["latency", "bandwidth"], default="latency")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        help="added latency while slow; default: 9x the first run's mean insert, then the "
+        "same for every process count, so they are compared under one slowdown",
+    )
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     base = dataclasses.replace(Settings.from_env(), log_level="WARNING")
-    outcomes = [
-        run_scenario(base, n, args.rate, args.backlog, args.slow_seconds, args.slow_mode)
-        for n in args.processes
-    ]
+    outcomes: list[Outcome] = []
+    latency = args.latency_ms
+    for processes in args.processes:
+        outcomes.append(
+            run_scenario(
+                base, processes, args.rate, args.backlog, args.slow_seconds, args.slow_mode, latency
+            )
+        )
+        latency = latency or outcomes[0].slow_latency_ms
+        # Its data would keep merging in the background and slow the next run down.
+        sync_client(base, database="default").command(
+            f"DROP DATABASE IF EXISTS `{outcomes[-1].database}` SYNC"
+        )
     print()
     print(f"{'':34}" + "".join(f"{o.processes} process(es)".rjust(16) for o in outcomes))
     rows = [

@@ -151,15 +151,18 @@ class FaultProxy:
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def _throttle(self, size: int) -> None:
-        rate = self.faults.bandwidth_bps
-        if not rate:
-            return
-        now = time.monotonic()
-        self._bucket = min(rate, self._bucket + (now - self._bucket_time) * rate)
-        self._bucket_time = now
-        self._bucket -= size
-        if self._bucket < 0:
-            await asyncio.sleep(-self._bucket / rate)
+        """A token bucket on the upload; lifting the cap releases waiting chunks at once."""
+        while rate := self.faults.bandwidth_bps:
+            now = time.monotonic()
+            capacity = max(rate, size)  # one second of burst, at least one chunk
+            self._bucket = min(capacity, self._bucket + (now - self._bucket_time) * rate)
+            self._bucket_time = now
+            if self._bucket >= size:
+                self._bucket -= size
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), (size - self._bucket) / rate)
 
 
 class _Cut(Exception):
