@@ -30,11 +30,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Tools some tests need, installed once: promtool (Debian's prometheus), Chromium, and helm
+# Tools some tests need, installed once: promtool and Chromium (Debian), and helm
 # built from its Go module into .cache/bin.
 tools:
 	scripts/ensure-tools.sh
-	scripts/ensure-chromium.sh
 	scripts/ensure-helm.sh
 
 # The test session starts the local stack if it is not running and stops what it started.

@@ -11,6 +11,7 @@ from api.auth import scope
 from api.cache import CACHE
 from api.errors import not_found
 from api.freshness import FRESHNESS, REQUEST_FRESHNESS, respond
+from api.queries import DEVICES_SQL, LATEST_SQL
 from api.reader import READER
 from api.times import iso_ms
 
@@ -19,26 +20,6 @@ routes = web.RouteTableDef()
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
-LATEST_SQL = """
-SELECT metric, value, seq, toUnixTimestamp64Milli(event_time), toUnixTimestamp64Milli(stored_at)
-FROM latest FINAL
-WHERE device_id = {device_id:String}
-ORDER BY metric
-"""
-
-DEVICES_SQL = """
-SELECT device_id,
-       toUnixTimestamp64Milli(min(first_seen)),
-       toUnixTimestamp64Milli(max(last_seen)),
-       argMaxMerge(firmware),
-       argMaxMerge(site),
-       arraySort(groupUniqArrayArray(metrics))
-FROM devices
-WHERE device_id > {after:String} AND startsWith(device_id, {prefix:String})
-GROUP BY device_id
-ORDER BY device_id
-LIMIT {limit:UInt32}
-"""
 
 SEEN_SQL = "SELECT count() FROM devices WHERE device_id = {device_id:String}"
 

@@ -21,6 +21,7 @@ from api.cache import CACHE
 from api.devices import seen
 from api.errors import bad_parameter, not_found
 from api.freshness import FRESHNESS, REQUEST_FRESHNESS, respond
+from api.queries import RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 from api.reader import READER
 from api.times import iso
 
@@ -34,38 +35,6 @@ MAX_SPAN_SECONDS = 366 * 86400
 MAX_STEP_SECONDS = 86400
 AUTO_POINTS = 1000  # without a step, the smallest of NICE_STEPS giving at most this many
 NICE_STEPS = (60, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
-
-_ROLLUP = {
-    "avg": "sum(sum) / sum(count)",
-    "min": "min(min)",
-    "max": "max(max)",
-    "last": "argMaxMerge(last)",
-    "count": "sum(count)",
-}
-_RAW = {
-    "avg": "avg(value)",
-    "min": "min(value)",
-    "max": "max(value)",
-    "last": "argMax(value, event_time)",
-    "count": "count()",
-}
-ROLLUP_SQL = """
-SELECT intDiv(toUnixTimestamp(minute), {step:UInt32}) * {step:UInt32} AS bucket, $VALUE AS value
-FROM readings_1m
-WHERE metric = {metric:String} AND device_id = {device_id:String}
-  AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
-GROUP BY bucket
-ORDER BY bucket
-"""
-RAW_SQL = """
-SELECT intDiv(toUnixTimestamp(event_time), {step:UInt32}) * {step:UInt32} AS bucket, $VALUE AS value
-FROM readings FINAL
-WHERE device_id = {device_id:String} AND metric = {metric:String}
-  AND event_time >= toDateTime64({start:UInt32}, 3, 'UTC')
-  AND event_time < toDateTime64({end:UInt32}, 3, 'UTC')
-GROUP BY bucket
-ORDER BY bucket
-"""
 
 
 @dataclass(frozen=True)
@@ -90,8 +59,8 @@ class Window:
 
     def sql(self, agg: Agg) -> str:
         if self.rollups:
-            return ROLLUP_SQL.replace("$VALUE", _ROLLUP[agg])
-        return RAW_SQL.replace("$VALUE", _RAW[agg])
+            return ROLLUP_SQL.replace("$VALUE", ROLLUP[agg])
+        return RAW_SQL.replace("$VALUE", RAW[agg])
 
 
 def auto_step(span: float) -> int:

@@ -44,7 +44,7 @@ import aiohttp
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from api.devices import LATEST_SQL
+from api.queries import LATEST_SQL
 from streams import migrations, topics
 from streams.clickhouse import async_client, sync_client
 from streams.settings import Settings

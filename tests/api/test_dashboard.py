@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(autouse=True)
 def _chromium() -> None:
-    # make test installs it (scripts/ensure-chromium.sh); a missing browser is a failure.
-    assert browser.executable() is not None, "no Chromium: run scripts/ensure-chromium.sh"
+    # make test installs it (scripts/ensure-tools.sh); a missing browser is a failure.
+    assert browser.executable() is not None, "no Chromium: run scripts/ensure-tools.sh"
 
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,15 +51,23 @@ def test_after_a_10x_slower_database_the_backlog_drains_at_full_speed(
     assert count(stored, "SELECT count() FROM readings FINAL") == outcome.readings_sent
 
 
-def test_connections_reset_mid_insert_lose_and_duplicate_nothing(
-    pipeline: Settings, tmp_path: Path
-) -> None:
+@pytest.fixture
+def proxied(pipeline: Settings, tmp_path: Path) -> Iterator[tuple[Settings, FaultProxyProcess]]:
+    """The pipeline's settings for workers that reach ClickHouse through the fault proxy."""
     proxy = FaultProxyProcess(
         free_port(), pipeline.clickhouse_port, free_port(), str(tmp_path / "proxy.log")
     )
-    settings = dataclasses.replace(
-        pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port()
+    yield (
+        dataclasses.replace(pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port()),
+        proxy,
     )
+    proxy.stop()
+
+
+def test_connections_reset_mid_insert_lose_and_duplicate_nothing(
+    pipeline: Settings, proxied: tuple[Settings, FaultProxyProcess], tmp_path: Path
+) -> None:
+    settings, proxy = proxied
     workers = Workers(settings, 2, tmp_path / "workers.log")
     try:
         fleet = SteadyProducer(pipeline, devices=100, count=24_000, rate=2_000)
@@ -75,7 +84,6 @@ def test_connections_reset_mid_insert_lose_and_duplicate_nothing(
         resets = proxy.stats()["resets"]
     finally:
         assert workers.stop() == 0
-        proxy.stop()
     assert resets >= 8, "the proxy cut connections"
     assert_stored_exactly_once(pipeline, fleet.sent.readings)
 
@@ -113,14 +121,9 @@ def settled_rebalances(ports: list[int], quiet: float = 8.0) -> list[float]:
 
 
 def test_database_unavailable_for_60_s_no_crash_loop_and_the_backlog_clears(
-    pipeline: Settings, tmp_path: Path
+    pipeline: Settings, proxied: tuple[Settings, FaultProxyProcess], tmp_path: Path
 ) -> None:
-    proxy = FaultProxyProcess(
-        free_port(), pipeline.clickhouse_port, free_port(), str(tmp_path / "proxy.log")
-    )
-    settings = dataclasses.replace(
-        pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port()
-    )
+    settings, proxy = proxied
     exporter_port = free_port()
     exporter = subprocess.Popen(
         [
@@ -169,7 +172,6 @@ def test_database_unavailable_for_60_s_no_crash_loop_and_the_backlog_clears(
         assert workers.stop() == 0
         exporter.terminate()
         exporter.wait(30)
-        proxy.stop()
     assert all(b - a <= 1 for a, b in zip(rebalances, after, strict=True)), (rebalances, after)
     assert lag_during == sorted(lag_during), f"the lag grew throughout the outage: {lag_during}"
     assert lag_during[-1] - lag_during[0] > 40_000

@@ -1,7 +1,7 @@
 """The gate's read workload: the read API's queries and the analysts' documented ones.
 
-Copies, not imports: the gate must measure exactly what runs, and tests keep these equal to
-the API's SQL (api/devices.py, api/series.py) and to docs/tables.md's SQL blocks.
+The API's SQL is imported from api/queries.py; the analysts' is docs/tables.md's SQL blocks
+with their literals as parameters (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -10,48 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from api.queries import DEVICES_SQL, LATEST_SQL, RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 from streams.migrations.gate.dataset import Dataset
 
-# api/devices.py LATEST_SQL: GET /v1/devices/{device_id}/latest
-API_LATEST = """
-SELECT metric, value, seq, toUnixTimestamp64Milli(event_time), toUnixTimestamp64Milli(stored_at)
-FROM latest FINAL
-WHERE device_id = {device_id:String}
-ORDER BY metric
-"""
-# api/devices.py DEVICES_SQL: GET /v1/devices
-API_DEVICES = """
-SELECT device_id,
-       toUnixTimestamp64Milli(min(first_seen)),
-       toUnixTimestamp64Milli(max(last_seen)),
-       argMaxMerge(firmware),
-       argMaxMerge(site),
-       arraySort(groupUniqArrayArray(metrics))
-FROM devices
-WHERE device_id > {after:String} AND startsWith(device_id, {prefix:String})
-GROUP BY device_id
-ORDER BY device_id
-LIMIT {limit:UInt32}
-"""
-# api/series.py ROLLUP_SQL and RAW_SQL ($VALUE: the average): GET /v1/devices/{id}/series
-SERIES_VALUE = {"rollup": "sum(sum) / sum(count)", "raw": "avg(value)"}
-API_SERIES = """
-SELECT intDiv(toUnixTimestamp(minute), {step:UInt32}) * {step:UInt32} AS bucket, $VALUE AS value
-FROM readings_1m
-WHERE metric = {metric:String} AND device_id = {device_id:String}
-  AND minute >= toDateTime({start:UInt32}, 'UTC') AND minute < toDateTime({end:UInt32}, 'UTC')
-GROUP BY bucket
-ORDER BY bucket
-"""
-API_SERIES_RAW = """
-SELECT intDiv(toUnixTimestamp(event_time), {step:UInt32}) * {step:UInt32} AS bucket, $VALUE AS value
-FROM readings FINAL
-WHERE device_id = {device_id:String} AND metric = {metric:String}
-  AND event_time >= toDateTime64({start:UInt32}, 3, 'UTC')
-  AND event_time < toDateTime64({end:UInt32}, 3, 'UTC')
-GROUP BY bucket
-ORDER BY bucket
-"""
+# The read API's own SQL (api/queries.py): what the gate measures is what the API runs.
+API_LATEST = LATEST_SQL  # GET /v1/devices/{device_id}/latest
+API_DEVICES = DEVICES_SQL  # GET /v1/devices
+API_SERIES = ROLLUP_SQL  # GET /v1/devices/{id}/series, step of whole minutes
+API_SERIES_RAW = RAW_SQL  # the same, other steps
+SERIES_VALUE = {"rollup": ROLLUP["avg"], "raw": RAW["avg"]}  # $VALUE: the average
 # docs/tables.md, with the literals as parameters (DOC_LITERALS holds the doc's values).
 ANALYST_DEVICE_DAY = """
 SELECT metric, event_time, value

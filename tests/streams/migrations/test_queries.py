@@ -39,16 +39,6 @@ def test_the_analysts_queries_are_docs_tables_md_sql_blocks() -> None:
     assert [_normal(with_doc_literals(sql)) for sql in analysts] == doc_blocks()
 
 
-def test_the_api_queries_are_the_apis_own() -> None:
-    from api import devices, series
-
-    assert queries.API_LATEST.strip() == devices.LATEST_SQL.strip()
-    assert queries.API_DEVICES.strip() == devices.DEVICES_SQL.strip()
-    assert queries.API_SERIES.strip() == series.ROLLUP_SQL.strip()
-    assert queries.API_SERIES_RAW.strip() == series.RAW_SQL.strip()
-    assert {"rollup": series._ROLLUP["avg"], "raw": series._RAW["avg"]} == queries.SERIES_VALUE
-
-
 def test_every_query_gets_parameters_that_hit_the_data_set() -> None:
     dataset = Dataset(DatasetSpec(10, 6, 20, 100, 2, 1), now_ms=1_790_000_000_000)
     assert dataset.metric_names[:4] == ["temperature_c", "humidity_pct", "battery_v", "rssi_dbm"]
