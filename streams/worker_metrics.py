@@ -15,13 +15,10 @@ from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
 )
 
-from streams.metrics import MetricName, spec
+from streams.metrics import MetricName, counter, gauge, histogram
 from streams.validate import REASONS
 
 log = logging.getLogger(__name__)
@@ -70,41 +67,38 @@ _BUCKETS: dict[MetricName, tuple[float, ...]] = {
 }
 
 
-def _counter(registry: CollectorRegistry, name: MetricName) -> Counter:
-    s = spec(name)
-    return Counter(name.removesuffix("_total"), s.help, s.labels, registry=registry)
-
-
-def _gauge(registry: CollectorRegistry, name: MetricName) -> Gauge:
-    s = spec(name)
-    return Gauge(name, s.help, s.labels, registry=registry)
-
-
-def _histogram(registry: CollectorRegistry, name: MetricName) -> Histogram:
-    s = spec(name)
-    return Histogram(name, s.help, s.labels, registry=registry, buckets=_BUCKETS[name])
-
-
 class WorkerMetrics:
     """Every metric one worker process exports."""
 
     def __init__(self, topic: str, worker: int) -> None:
         self.registry = registry = CollectorRegistry()
-        self.consumed = _counter(registry, "streamgauge_messages_consumed_total").labels(topic)
-        self.stored = _counter(registry, "streamgauge_readings_stored_total").labels(topic)
-        self._dead_lettered = _counter(registry, "streamgauge_messages_dead_lettered_total")
+        self.consumed = counter(registry, "streamgauge_messages_consumed_total").labels(topic)
+        self.stored = counter(registry, "streamgauge_readings_stored_total").labels(topic)
+        self._dead_lettered = counter(registry, "streamgauge_messages_dead_lettered_total")
         for reason in REASONS:  # present from the start, so increase() sees the first one
             self._dead_lettered.labels(topic, reason)
         self.topic = topic
-        self.batch_rows = _histogram(registry, "streamgauge_batch_rows")
-        self.batch_bytes = _histogram(registry, "streamgauge_batch_bytes")
-        self.insert_duration = _histogram(registry, "streamgauge_insert_duration_seconds")
-        self.delay = _histogram(registry, "streamgauge_end_to_end_delay_seconds")
-        self.in_flight = _gauge(registry, "streamgauge_batches_in_flight")
-        self._errors = _counter(registry, "streamgauge_clickhouse_errors_total")
-        self._rebalances = _counter(registry, "streamgauge_rebalances_total")
-        self.paused = _counter(registry, "streamgauge_consumer_paused_seconds_total")
-        _gauge(registry, "streamgauge_worker_up").labels(str(worker)).set(1)
+        self.batch_rows = histogram(
+            registry, "streamgauge_batch_rows", _BUCKETS["streamgauge_batch_rows"]
+        )
+        self.batch_bytes = histogram(
+            registry, "streamgauge_batch_bytes", _BUCKETS["streamgauge_batch_bytes"]
+        )
+        self.insert_duration = histogram(
+            registry,
+            "streamgauge_insert_duration_seconds",
+            _BUCKETS["streamgauge_insert_duration_seconds"],
+        )
+        self.delay = histogram(
+            registry,
+            "streamgauge_end_to_end_delay_seconds",
+            _BUCKETS["streamgauge_end_to_end_delay_seconds"],
+        )
+        self.in_flight = gauge(registry, "streamgauge_batches_in_flight")
+        self._errors = counter(registry, "streamgauge_clickhouse_errors_total")
+        self._rebalances = counter(registry, "streamgauge_rebalances_total")
+        self.paused = counter(registry, "streamgauge_consumer_paused_seconds_total")
+        gauge(registry, "streamgauge_worker_up").labels(str(worker)).set(1)
 
     def dead_lettered(self, reason: str) -> None:
         self._dead_lettered.labels(self.topic, reason).inc()
