@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,11 +43,12 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from api.queries import LATEST_SQL
+from bench._results import write
+from devstack.daemon import free_port
 from streams import migrations, topics
 from streams.clickhouse import async_client, sync_client
 from streams.settings import Settings
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = ("temperature_c", "humidity_pct", "battery_v", "rssi_dbm")
 WARM_UP_SECONDS = 1.0  # connections and the API's client initialization, not measured
 SCENARIOS = (  # label, cache TTL, one device only
@@ -106,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     api_rate = figures["b_api_no_cache"]["requests_per_second"]
     figures["ratio_b_over_a"] = round(api_rate / floor_rate, 3)
     print(f"b/a = {api_rate / floor_rate:.2f} (the uncached API over its query's floor)")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "api_latest.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'api_latest.json'}")
+    write("api_latest", figures)
     return 0
 
 
@@ -202,12 +199,6 @@ def start(
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     process.wait(30)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def floor(

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,14 +35,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench._results import RESULTS, write
+from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams import migrations, simulator, topics
 from streams.clickhouse import sync_client
 from streams.codec import load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
@@ -183,12 +181,6 @@ def drain_rate(samples: list[Sample], start: float, end: float) -> float:
     return (last.committed - first.committed) / max(1e-9, last.t - first.t)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def insert_seconds(metrics_ports: list[int]) -> tuple[float, float]:
     """Sum and count of insert durations over the workers' /metrics."""
     total, count = 0.0, 0.0
@@ -234,12 +226,7 @@ def prepare(base: Settings, processes: int, tag: str) -> Settings:
         worker_metrics_port=free_port(),
     )
     topics.create(settings)
-    sync_client(settings, database="default").command(
-        f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`"
-    )
-    client = sync_client(settings)
-    for migration in migrations.pending(client, migrations.load(settings.migrations_dir)):
-        migrations.apply(client, migration)
+    migrations.up(settings, say=lambda _line: None)
     return settings
 
 
@@ -438,11 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(outcomes) == 2:
         ratio = outcomes[1].drain_during_slowdown / max(1.0, outcomes[0].drain_during_slowdown)
         print(f"drain while slow, 2 processes / 1: {ratio:.2f}")
-    (RESULTS / "catchup.json").write_text(
-        json.dumps([o.summary() for o in outcomes], indent=1) + "\n"
-    )
+    write("catchup", [o.summary() for o in outcomes])
     chart(outcomes, RESULTS / "catchup.png")
-    print(f"wrote {RESULTS / 'catchup.json'} and {RESULTS / 'catchup.png'}")
+    print(f"wrote {RESULTS / 'catchup.png'}")
     return 0
 
 

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench._results import write
 from streams import migrations, simulator, topics
 from streams.batch import COLUMNS, Batch
 from streams.clickhouse import sync_client
@@ -31,8 +30,6 @@ from streams.codec import Decoder, load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
 from streams.sink import COLUMN_TYPES, TABLE
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["ratio_c_over_a"] = round(c / a, 3)
     figures["ratio_d_over_c"] = round(d / c, 3)
     print(f"c/a = {c / a:.2f}   d/c = {d / c:.2f}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'ingest.json'}")
+    write("ingest", figures)
     return 0
 
 

@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench._results import write
 from streams.lag.reader import KafkaReader, check_reachable
 from streams.lag.refresh import Refresher
 from streams.lag.status import Rules
 from streams.settings import Settings
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MESSAGES_PER_PARTITION = 10
 
 
@@ -63,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         for future in admin.delete_topics(names).values():
             future.result(60)
         admin.delete_consumer_groups([group])[group].result(60)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lag_refresh.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'lag_refresh.json'}")
+    write("lag_refresh", figures)
     return 0
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from api.lag import LAG
+from devstack.daemon import free_port
 from tests.api.conftest import READ, ApiClient, Seeded, StartApi, until
-from tests.support.exporter import free_port
 from tests.support.lagsource import FakeLagSource
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -19,17 +18,12 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from devstack.clickhouse_local import LocalClickHouse
+from devstack.daemon import free_port
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "test-secret"
 Client = Any  # clickhouse_connect's clients carry no type information
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(devstack_dir: Path, port: int) -> LocalClickHouse:

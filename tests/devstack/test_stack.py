@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.daemon import port_open
+from devstack.daemon import free_port, port_open
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def running(pid: int) -> bool:

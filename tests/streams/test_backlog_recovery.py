@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.catchup import free_port, run_scenario
+from bench.catchup import run_scenario
+from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams.settings import Settings
 from tests.streams.test_ingest_faults import assert_stored_exactly_once, drained

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from devstack.clickhouse_local import LocalClickHouse
-from devstack.daemon import port_open
+from devstack.daemon import free_port
 from streams.settings import Settings
 from tests.conftest import migrate_up
 from tests.support.fleet import SteadyProducer, committed, count, end_offsets, produce
@@ -68,7 +68,7 @@ def private_clickhouse(
     pipeline: Settings, tmp_path: Path
 ) -> Iterator[tuple[Settings, LocalClickHouse]]:
     """The pipeline on a ClickHouse of its own, so stopping it disturbs no other test."""
-    port = _free_port()
+    port = free_port()
     server = LocalClickHouse(tmp_path / "stack", port=port)
     server.start()
     server.daemon.wait_ready(server.ready, 30)
@@ -172,13 +172,3 @@ def read_dead_letters(settings: Settings, expected: int) -> list[tuple[dict[str,
 
 def _text(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else value or ""
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    assert not port_open("127.0.0.1", port)
-    return port

@@ -8,8 +8,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from devstack.daemon import free_port
 from streams.settings import Settings
-from tests.support.exporter import free_port
 from tests.support.workers import wait_until
 
 

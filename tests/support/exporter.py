@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -14,15 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from devstack.daemon import free_port
 from streams.settings import Settings
 from tests.support.workers import wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ExporterProcess:

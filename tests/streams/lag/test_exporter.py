@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from devstack.daemon import free_port
 from devstack.kafka_broker import KafkaBroker
 from streams import simulator
 from streams.codec import load_versions
@@ -26,7 +27,7 @@ from streams.lag.state import ExporterState
 from streams.lag.status import Rules
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
-from tests.support.exporter import ExporterProcess, free_port, partitions
+from tests.support.exporter import ExporterProcess, partitions
 from tests.support.fleet import committed, end_offsets, produce
 from tests.support.kafka import commit, create_topic, delete_topics, watermarks
 from tests.support.kafka import produce as produce_plain
