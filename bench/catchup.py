@@ -170,15 +170,21 @@ class Probe:
 
 
 def drain_rate(samples: list[Sample], start: float, end: float) -> float:
-    """Committed messages per second between the samples at two moments.
+    """Committed messages per second between two moments: the least-squares slope.
 
-    Both the maximum and the recovery are measured this way over the same part of a drain
-    (from 90% of the backlog left down to 10%), so the steps in which commits arrive (a batch
-    at a time) weigh the same on both.
+    Commits arrive a batch at a time (steps of up to a batch per partition), so the rate
+    between two single samples depends on where the steps fall; the slope over every sample
+    in the window does not. Both the maximum and the recovery are measured this way over the
+    same part of a drain (from 90% of the backlog left down to 10%).
     """
-    first = next(s for s in samples if s.t >= start)
-    last = next((s for s in samples if s.t >= end), samples[-1])
-    return (last.committed - first.committed) / max(1e-9, last.t - first.t)
+    window = [s for s in samples if start <= s.t <= end]
+    if len(window) < 2:
+        return 0.0
+    mean_t = sum(s.t for s in window) / len(window)
+    mean_c = sum(s.committed for s in window) / len(window)
+    spread = sum((s.t - mean_t) ** 2 for s in window)
+    covariance = sum((s.t - mean_t) * (s.committed - mean_c) for s in window)
+    return covariance / spread if spread else 0.0
 
 
 def insert_seconds(metrics_ports: list[int]) -> tuple[float, float]:

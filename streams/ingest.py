@@ -33,13 +33,13 @@ class Source(Protocol):
     """What the data path needs of the consumer (streams/source.py: KafkaSource)."""
 
     @property
-    def paused(self) -> bool: ...
+    def paused(self) -> frozenset[int]: ...
 
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None: ...
 
     def pause(self, partitions: Sequence[int]) -> None: ...
 
-    def resume(self) -> None: ...
+    def resume(self, partitions: Sequence[int]) -> None: ...
 
     def high_watermark(self, partition: int) -> int | None: ...
 
@@ -116,6 +116,7 @@ class Ingest:
         self.limits = limits
         self.metrics = metrics
         self.partitions: dict[int, Partition] = {}
+        self.stopping = False
 
     # -- rebalances (called inside consume(), on the event loop's thread) -----------------
 
@@ -155,7 +156,11 @@ class Ingest:
         self.poll()
 
     def poll(self) -> None:
-        """Start due flushes (size, age, intent boundary); pause partitions that are full."""
+        """Start due flushes (size, age, intent boundary); pause partitions that are full.
+
+        Each partition resumes as soon as its own full batch went in flight: waiting for every
+        partition would make them refill in lockstep, and the database idle meanwhile.
+        """
         now = time.monotonic()
         full = []
         in_flight = sum(1 for p in self.partitions.values() if p.busy)
@@ -171,12 +176,13 @@ class Ingest:
             if self._is_due(partition, batch, now):
                 self._start_flush(partition)
                 in_flight += 1
-        if full:
-            self.source.pause(full)
-        elif self.source.paused and not any(
-            p.open is not None and self._is_full(p.open) for p in self.partitions.values()
-        ):
-            self.source.resume()
+        if self.stopping:
+            return  # drain(): everything stays paused
+        paused = self.source.paused
+        if pause := [p for p in full if p not in paused]:
+            self.source.pause(pause)
+        if resume := sorted(paused.difference(full)):
+            self.source.resume(resume)
 
     def _add(self, partition: Partition, message: Message, now_ms: int) -> None:
         offset = cast(int, message.offset())
@@ -285,6 +291,7 @@ class Ingest:
         ``serve`` keeps the consumer answering meanwhile: the commits in flight complete
         through its callbacks.
         """
+        self.stopping = True
         tasks = [p.in_flight for p in self.partitions.values() if p.busy and p.in_flight]
         for partition in self.partitions.values():
             partition.open = None

@@ -124,13 +124,13 @@ class KafkaSource:
                 self._paused_since = time.monotonic()
             self._paused.update(todo)
 
-    def resume(self) -> None:
-        todo = [p for p in self._paused if p in self.assigned]
+    def resume(self, partitions: Sequence[int]) -> None:
+        todo = [p for p in partitions if p in self._paused]
         if todo:
             self._consumer.resume([TopicPartition(self.topic, p) for p in todo])
-        if self._paused:
-            self._metrics.paused.inc(time.monotonic() - self._paused_since)
-        self._paused.clear()
+            self._paused.difference_update(todo)
+            if not self._paused:
+                self._metrics.paused.inc(time.monotonic() - self._paused_since)
 
     def high_watermark(self, partition: int) -> int | None:
         """The partition's end offset as of the last fetch (no request is made)."""
@@ -142,8 +142,8 @@ class KafkaSource:
         return high if high >= 0 else None
 
     @property
-    def paused(self) -> bool:
-        return bool(self._paused)
+    def paused(self) -> frozenset[int]:
+        return frozenset(self._paused)
 
     def close(self) -> None:
         self._consumer.close()
@@ -174,7 +174,10 @@ class KafkaSource:
     def _lose(self, partitions: list[TopicPartition], lost: bool) -> None:
         numbers = frozenset(tp.partition for tp in partitions)
         self.assigned.difference_update(numbers)
-        self._paused.difference_update(numbers)
+        if self._paused:
+            self._paused.difference_update(numbers)
+            if not self._paused:
+                self._metrics.paused.inc(time.monotonic() - self._paused_since)
         log.info(
             "rebalance: %s partitions %s of %s",
             "lost" if lost else "revoked",

@@ -44,7 +44,7 @@ class FakeMessage:
 @dataclass
 class FakeSource:
     log: list[tuple[str, Any]]
-    paused: bool = False
+    paused: frozenset[int] = frozenset()
     high: dict[int, int] = field(default_factory=dict)
     refuse: int = 0  # refuse this many commits
 
@@ -55,12 +55,12 @@ class FakeSource:
             raise CommitFailed("STALE_MEMBER_EPOCH")
 
     def pause(self, partitions: Sequence[int]) -> None:
-        self.paused = True
+        self.paused |= set(partitions)
         self.log.append(("pause", list(partitions)))
 
-    def resume(self) -> None:
-        self.paused = False
-        self.log.append(("resume", None))
+    def resume(self, partitions: Sequence[int]) -> None:
+        self.paused -= set(partitions)
+        self.log.append(("resume", list(partitions)))
 
     def high_watermark(self, partition: int) -> int | None:
         return self.high.get(partition)
@@ -103,7 +103,7 @@ def message(partition: int, offset: int, valid: bool = True) -> Message:
 
 
 def make_ingest(
-    max_rows: int = 10, max_seconds: float = 60.0, linger: float = 0.25
+    max_rows: int = 10, max_seconds: float = 60.0, linger: float = 0.25, max_in_flight: int = 4
 ) -> tuple[Ingest, list[tuple[str, Any]], FakeSink, FakeDeadLetters]:
     log: list[tuple[str, Any]] = []
     sink = FakeSink(log)
@@ -121,6 +121,7 @@ def make_ingest(
             max_seconds=max_seconds,
             max_message_bytes=10_000,
             linger_seconds=linger,
+            max_in_flight=max_in_flight,
         ),
         WorkerMetrics("m", 0),
     )
@@ -197,8 +198,39 @@ async def test_back_pressure_pauses_a_full_partition_and_resumes_after_the_inser
     assert ("pause", [0]) in log
     sink.gate.set()
     await settle()
-    assert ("resume", None) in log
+    assert ("resume", [0]) in log
     assert [b.token for b in sink.batches] == ["m/0/0-1", "m/0/2-3"]
+
+
+async def test_a_partition_resumes_once_its_own_batch_is_in_flight_not_when_all_are() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4, max_in_flight=1)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    ingest.submit([message(0, 0), message(0, 1)])  # p0 flushes: the one insert slot
+    await settle()
+    ingest.submit([message(1, 0), message(1, 1), message(0, 2), message(0, 3)])
+    await settle()
+    assert ingest.source.paused == {0, 1}  # both full, no slot
+    first = ingest.partitions[0].in_flight
+    assert first is not None
+    sink.gate.set()  # p0's insert ends: the slot goes to p1's batch (the oldest)...
+    await first
+    sink.gate.clear()
+    await settle()
+    # ... p1 fetches again at once while p0 still waits for the slot with its full batch.
+    assert ingest.source.paused == {0}
+    assert ("resume", [1]) in log
+
+
+async def test_draining_for_shutdown_resumes_nothing() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, offset) for offset in range(4)])
+    await settle()
+    ingest.source.pause([0])
+    sink.gate.set()
+    await ingest.drain(grace=1, serve=lambda: None)
+    assert ingest.source.paused == {0}
+    assert not [entry for entry in log if entry[0] == "resume"]
 
 
 async def test_a_revoked_partition_drops_its_batches_and_commits_nothing_more() -> None:
