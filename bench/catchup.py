@@ -68,7 +68,7 @@ class Outcome:
     slow_bandwidth_bps: float = 0.0
     drain_during_slowdown: float = 0.0
     drain_after_recovery: float = 0.0
-    recovery_ratio: float = 0.0
+    recovery_ratio: float | None = None  # None: the recovery was too short to measure
     catch_up_seconds: float = 0.0
     peak_lag: int = 0
     peak_worker_rss_mb: float = 0.0
@@ -77,6 +77,10 @@ class Outcome:
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     database: str = ""
+
+    @property
+    def baseline_insert_ms(self) -> float:
+        return self.baseline_insert_seconds * 1000
 
     def summary(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -169,6 +173,9 @@ class Probe:
             self._stop.wait(self.interval)
 
 
+MIN_RECOVERY_WINDOW_SECONDS = 3.0
+
+
 def drain_rate(samples: list[Sample], start: float, end: float) -> float:
     """Committed messages per second between two moments: the least-squares slope.
 
@@ -187,21 +194,50 @@ def drain_rate(samples: list[Sample], start: float, end: float) -> float:
     return covariance / spread if spread else 0.0
 
 
+def scrape(port: int) -> str:
+    """A worker process's /metrics text ("" while it is not serving yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def settled_rebalances(ports: list[int], quiet: float = 8.0, timeout: float = 90) -> list[float]:
+    """Rebalance counts once every process owns partitions and none moved for ``quiet`` s."""
+    last: list[float] = []
+    since = time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        texts = [scrape(p) for p in ports]
+        counts = [metric_sum(t, "streamgauge_rebalances_total") for t in texts]
+        owning = all(metric_sum(t, "streamgauge_rebalances_total", kind="assigned") for t in texts)
+        if counts != last or not owning:
+            last, since = counts, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return counts
+        time.sleep(0.2)
+    raise TimeoutError(f"the group did not settle in {timeout:.0f} s: {last}")
+
+
 def insert_seconds(metrics_ports: list[int]) -> tuple[float, float]:
     """Sum and count of insert durations over the workers' /metrics."""
-    total, count = 0.0, 0.0
-    for port in metrics_ports:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("streamgauge_insert_duration_seconds_sum"):
-                total += float(line.split()[-1])
-            elif line.startswith("streamgauge_insert_duration_seconds_count"):
-                count += float(line.split()[-1])
-    return total, count
+    texts = [scrape(port) for port in metrics_ports]
+    return (
+        sum(metric_sum(t, "streamgauge_insert_duration_seconds_sum") for t in texts),
+        sum(metric_sum(t, "streamgauge_insert_duration_seconds_count") for t in texts),
+    )
 
 
 def worker_rss_mb(supervisor_pid: int) -> float:
@@ -282,8 +318,13 @@ def run_scenario(
         marks = outcome.marks
         marks["workers_started"] = probe.now()
         # Phase 1: the maximum, draining the backlog under the steady load.
-        # The steady middle of the drain: past start-up, before the tail.
-        marks["drain_started"] = probe.wait_for_lag(int(backlog * 0.9), 180).t
+        # The steady middle of the drain: past start-up and the group's first rebalances
+        # (a process joining moves partitions), before the tail.
+        settled_rebalances(ports, quiet=2.0)
+        marks["group_settled"] = probe.now()
+        marks["drain_started"] = max(
+            marks["group_settled"], probe.wait_for_lag(int(backlog * 0.9), 180).t
+        )
         bytes_started = proxy.stats()["bytes_up"]
         marks["drain_tail"] = probe.wait_for_lag(int(backlog * 0.1), 600).t
         upload_rate = (proxy.stats()["bytes_up"] - bytes_started) / max(
@@ -348,10 +389,17 @@ def run_scenario(
     outcome.drain_after_recovery = drain_rate(
         samples, marks["recovery_started"], marks["recovery_tail"]
     )
-    outcome.recovery_ratio = outcome.drain_after_recovery / outcome.max_throughput
+    # A backlog drained within a few batch cycles (as under added latency, where batches grow
+    # and the lag stays small) has no steady part to compare with the maximum.
+    if marks["recovery_tail"] - marks["recovery_started"] >= MIN_RECOVERY_WINDOW_SECONDS:
+        outcome.recovery_ratio = outcome.drain_after_recovery / outcome.max_throughput
     outcome.catch_up_seconds = marks["caught_up_again"] - marks["restored"]
     outcome.peak_lag = max(s.lag for s in samples if s.t >= marks["slow_started"])
     return outcome
+
+
+def cell(form: str, value: float | None) -> str:
+    return "too short" if value is None else form.format(value)
 
 
 def chart(outcomes: list[Outcome], path: Path) -> None:
@@ -416,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("arrival rate (msg/s)", "arrival_rate", "{:,.0f}"),
         ("maximum throughput (msg/s)", "max_throughput", "{:,.0f}"),
-        ("mean insert before (ms)", "baseline_insert_seconds", "{:.3f}"),
+        ("mean insert before (ms)", "baseline_insert_ms", "{:,.0f}"),
         ("added latency while slow (ms)", "slow_latency_ms", "{:,.0f}"),
         ("insert bytes/s cap while slow", "slow_bandwidth_bps", "{:,.0f}"),
         ("drain while slow (msg/s)", "drain_during_slowdown", "{:,.0f}"),
@@ -427,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         ("peak worker RSS (MiB)", "peak_worker_rss_mb", "{:.0f}"),
     ]
     for label, key, form in rows:
-        print(f"{label:34}" + "".join(form.format(getattr(o, key)).rjust(16) for o in outcomes))
+        print(f"{label:34}" + "".join(cell(form, getattr(o, key)).rjust(16) for o in outcomes))
     if len(outcomes) == 2:
         ratio = outcomes[1].drain_during_slowdown / max(1.0, outcomes[0].drain_during_slowdown)
         print(f"drain while slow, 2 processes / 1: {ratio:.2f}")
