@@ -66,15 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=50_000, help="per scenario, at most")
     args = parser.parse_args(argv)
     run_id = uuid.uuid4().hex[:8]
-    settings = dataclasses.replace(
-        Settings.from_env(),
-        clickhouse_database=f"bench_api_{run_id}",
-        topic=f"bench-api-{run_id}",
-        dlq_topic=f"bench-api-{run_id}.dlq",
-        consumer_group=f"bench-api-{run_id}",
-        lag_groups=f"bench-api-{run_id}",
-        lag_exporter_port=free_port(),
-        log_level="WARNING",
+    settings = Settings.from_env().isolated(
+        f"bench-api-{run_id}", lag_exporter_port=free_port(), log_level="WARNING"
     )
     devices = [f"dev-{i:06d}" for i in range(args.devices)]
     print(f"seeding {len(devices):,} devices x {len(METRICS)} metrics into {run_id} ...")
@@ -163,9 +156,7 @@ def seed(settings: Settings, devices: list[str]) -> None:
 
 
 def clean_up(settings: Settings) -> None:
-    sync_client(settings, database="default").command(
-        f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}` SYNC"
-    )
+    migrations.drop(settings)
     admin = AdminClient(settings.kafka_config())
     for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
         future.result()

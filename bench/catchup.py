@@ -39,7 +39,6 @@ from bench._results import RESULTS, write
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams import migrations, simulator, topics
-from streams.clickhouse import sync_client
 from streams.codec import load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
@@ -258,14 +257,8 @@ def worker_rss_mb(supervisor_pid: int) -> float:
 
 def prepare(base: Settings, processes: int, tag: str) -> Settings:
     """Fresh topics, group and database for one run; workers reach ClickHouse via a proxy."""
-    settings = dataclasses.replace(
-        base,
-        topic=f"catchup-{tag}",
-        dlq_topic=f"catchup-{tag}.dlq",
-        consumer_group=f"catchup-{tag}",
-        clickhouse_database=f"catchup_{tag}",
-        worker_processes=processes,
-        worker_metrics_port=free_port(),
+    settings = base.isolated(
+        f"catchup-{tag}", worker_processes=processes, worker_metrics_port=free_port()
     )
     topics.create(settings)
     migrations.up(settings, say=lambda _line: None)
@@ -456,9 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         latency = latency or outcomes[0].slow_latency_ms
         # Its data would keep merging in the background and slow the next run down.
-        sync_client(base, database="default").command(
-            f"DROP DATABASE IF EXISTS `{outcomes[-1].database}` SYNC"
-        )
+        migrations.drop(base, outcomes[-1].database)
     print()
     print(f"{'':34}" + "".join(f"{o.processes} process(es)".rjust(16) for o in outcomes))
     rows = [

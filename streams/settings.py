@@ -188,6 +188,19 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def isolated(self, name: str, **overrides: Any) -> Settings:
+        """These settings for a pipeline of its own, named ``name``: its topic, dead-letter
+        topic, consumer group (the one the lag exporter watches too) and database."""
+        return dataclasses.replace(
+            self,
+            topic=name,
+            dlq_topic=f"{name}.dlq",
+            consumer_group=name,
+            lag_groups=name,
+            clickhouse_database=name.replace("-", "_"),
+            **overrides,
+        )
+
     def to_env(self) -> dict[str, str]:
         """These settings as ``STREAMGAUGE_*`` variables (how the supervisor hands them down)."""
         rendered = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 
@@ -11,7 +10,6 @@ from confluent_kafka.admin import AdminClient
 
 from devstack import stack
 from streams import migrations, topics
-from streams.clickhouse import sync_client
 from streams.settings import Settings
 
 
@@ -34,20 +32,11 @@ def unique() -> str:
 @pytest.fixture
 def pipeline(local_stack: Settings, unique: str) -> Iterator[Settings]:
     """Settings for an isolated pipeline: its own topics, consumer group and database."""
-    settings = dataclasses.replace(
-        local_stack,
-        topic=f"measurements-{unique}",
-        dlq_topic=f"measurements-{unique}.dlq",
-        consumer_group=f"ingest-{unique}",
-        clickhouse_database=f"test_{unique}",
-        batch_max_seconds=0.5,
-    )
+    settings = local_stack.isolated(f"test-{unique}", batch_max_seconds=0.5)
     topics.create(settings)
     migrate_up(settings)
     yield settings
-    sync_client(settings, database="default").command(
-        f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}` SYNC"
-    )
+    migrations.drop(settings)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
         future.result()

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse import sync_client
 from streams.migrations.files import Migration, load, split_statements
 from streams.migrations.ledger import Ledger
-from streams.migrations.render import Renderer
+from streams.migrations.render import Renderer, quote_identifier
 from streams.migrations.runner import Runner, Say, execute, refuse_changed, survey
 from streams.settings import Settings
 
-__all__ = ["Migration", "Runner", "apply", "load", "pending", "split_statements", "up"]
+__all__ = ["Migration", "Runner", "apply", "drop", "load", "pending", "split_statements", "up"]
 
 
 def up(settings: Settings, say: Say = print) -> list[Migration]:
     """Create the database if needed and apply every pending migration, under the lock."""
     return Runner(settings, say).up(settings.migrations_lock_wait_seconds)
+
+
+def drop(settings: Settings, database: str | None = None) -> None:
+    """Drop ``database`` (default: the settings' own) and wait until it is gone: scratch and
+    staging databases, a test's or a benchmark's own."""
+    name = database if database is not None else settings.clickhouse_database
+    sync_client(settings, database="default").command(
+        f"DROP DATABASE IF EXISTS {quote_identifier(name)} SYNC"
+    )
 
 
 def pending(client: Client, migrations: list[Migration]) -> list[Migration]:

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.auth import hash_key, new_key
 from api.lag import LAG
-from streams.clickhouse import sync_client
+from streams import migrations
 from streams.settings import Settings
 from tests.conftest import migrate_up
 from tests.support import readings
@@ -91,9 +91,7 @@ def seeded(local_stack: Settings) -> Iterator[Seeded]:
     ]
     readings.insert(settings, rows)
     yield Seeded(settings, rows)
-    sync_client(settings, database="default").command(
-        f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}` SYNC"
-    )
+    migrations.drop(settings)
 
 
 @pytest.fixture

@@ -46,3 +46,11 @@ def test_configuration_doc_lists_every_setting() -> None:
     assert doc.read_text() == settings.markdown(), (
         "regenerate: streamgauge --help-settings --markdown > docs/configuration.md"
     )
+
+
+def test_an_isolated_pipeline_has_its_own_topics_group_and_database() -> None:
+    settings = Settings.from_env({}).isolated("bench-x-1a2b", worker_processes=3)
+    assert (settings.topic, settings.dlq_topic) == ("bench-x-1a2b", "bench-x-1a2b.dlq")
+    assert settings.consumer_group == settings.lag_groups == "bench-x-1a2b"
+    assert settings.clickhouse_database == "bench_x_1a2b"  # no quoting needed in SQL
+    assert settings.worker_processes == 3

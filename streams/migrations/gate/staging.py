@@ -14,6 +14,7 @@ import uuid
 
 from clickhouse_connect.driver.client import Client
 
+from streams import migrations
 from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.migrations.render import Renderer, quote_identifier
@@ -74,11 +75,8 @@ class Staging:
             admin.command(f"CREATE DATABASE {quote_identifier(side.clickhouse_database)}")
 
     def drop(self) -> None:
-        admin = sync_client(self.server, database="default")
         for side in self.sides.values():
-            admin.command(
-                f"DROP DATABASE IF EXISTS {quote_identifier(side.clickhouse_database)} SYNC"
-            )
+            migrations.drop(self.server, side.clickhouse_database)
 
     def client(self, side: str) -> Client:
         return sync_client(self.sides[side])

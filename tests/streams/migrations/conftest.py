@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.clickhouse import sync_client
+from streams import migrations
 from streams.settings import REPO_ROOT, Settings
 
 SHIPPED = REPO_ROOT / "schemas" / "clickhouse"
@@ -38,6 +38,4 @@ def target(local_stack: Settings, unique: str, tmp_path: Path) -> Iterator[Setti
         migrations_lock_wait_seconds=30.0,
     )
     yield settings
-    sync_client(settings, database="default").command(
-        f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}` SYNC"
-    )
+    migrations.drop(settings)
