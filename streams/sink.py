@@ -25,6 +25,8 @@ COLUMN_TYPES = (
     "UInt64",
     "LowCardinality(String)",
     "LowCardinality(String)",
+    "UInt16",
+    "UInt64",
 )
 TABLE = "readings"
 _CODE = re.compile(r"Code: (\d+)")

@@ -100,7 +100,7 @@ def test_a_migration_that_re_sorts_readings_by_time_fails_the_gate(
     out = capsys.readouterr().out
     assert code == 1, out
     assert report["verdict"] == "regressed"
-    assert report["pending"] == ["0005_readings_by_time.sql"]
+    assert report["pending"] == ["0099_readings_by_time.sql"]
     assert "read analyst_device_day rows read" in report["regressed"]
     assert "read api_series_raw rows read" in report["regressed"]
     assert figure(report, "read analyst_device_day rows read")["worse"] > 2
@@ -178,7 +178,7 @@ def test_a_migration_that_makes_inserts_fail_fails_the_gate(
     target: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staging_server: str
 ) -> None:
     directory = migrations_dir(tmp_path)
-    (directory / "0005_impossible.sql").write_text(
+    (directory / "0099_impossible.sql").write_text(
         "ALTER TABLE readings ADD CONSTRAINT IF NOT EXISTS huge CHECK value > 1e12;\n"
     )
     code, report = check(

@@ -36,60 +36,67 @@ def ledger(settings: Settings) -> list[tuple[object, ...]]:
 
 def test_up_applies_from_zero_then_a_second_up_is_a_no_op(target: Settings) -> None:
     said: list[str] = []
-    applied = runner(target, said).up(5)
+    applied = runner(target, said).up(99)
     assert [m.file for m in applied] == [
         "0001_readings.sql",
         "0002_latest.sql",
         "0003_readings_1m.sql",
         "0004_devices.sql",
+        "0005_accounting.sql",
     ]
-    assert ledger(target) == [(1, "readings"), (2, "latest"), (3, "readings_1m"), (4, "devices")]
+    assert ledger(target) == [
+        (1, "readings"),
+        (2, "latest"),
+        (3, "readings_1m"),
+        (4, "devices"),
+        (5, "accounting"),
+    ]
     tables = stored(target, "SELECT name FROM system.tables WHERE database = currentDatabase()")
-    assert {"readings", "latest", "latest_mv", "readings_1m", "devices"} <= {t[0] for t in tables}
+    assert {"readings", "latest", "latest_mv", "readings_1m", "devices", "device_seq", "dead_letters"} <= {t[0] for t in tables}
     assert (
         stored(target, "SELECT count() FROM schema_migrations_steps WHERE outcome = 'done'")[0][0]
-        == 7
+        == 16
     )
     who = stored(target, "SELECT DISTINCT applied_by FROM schema_migrations")
     assert len(who) == 1
     assert f"pid {os.getpid()}" in str(who[0][0])
 
     again: list[str] = []
-    assert runner(target, again).up(5) == []
-    assert again == [f"database {target.clickhouse_database} is up to date (4 migrations)"]
-    assert len(ledger(target)) == 4
+    assert runner(target, again).up(99) == []
+    assert again == [f"database {target.clickhouse_database} is up to date (5 migrations)"]
+    assert len(ledger(target)) == 5
 
 
 def test_an_applied_file_that_changed_is_refused_by_name(target: Settings) -> None:
-    runner(target).up(5)
+    runner(target).up(99)
     edited = target.migrations_dir / "0004_devices.sql"
     edited.write_text(edited.read_text().replace("Every device ever seen", "Each device seen"))
     with pytest.raises(UserError, match=r"0004_devices\.sql was changed after it was applied"):
-        runner(target).up(5)
+        runner(target).up(99)
 
 
 def test_a_failing_statement_is_named_recorded_and_resumed_after_the_fix(
     target: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = target.migrations_dir / "0005_broken.sql"
+    broken = target.migrations_dir / "0099_broken.sql"
     broken.write_text(BROKEN)
     with pytest.raises(MigrationFailed) as failure:
-        runner(target).up(5)
+        runner(target).up(99)
     message = str(failure.value)
-    assert "0005_broken.sql, statement 2 of 3 failed" in message
+    assert "0099_broken.sql, statement 2 of 3 failed" in message
     assert "NoSuchType" in message
     assert "ALTER TABLE extra ADD COLUMN y NoSuchType" in message
     assert "it resumes at statement 2" in message
 
-    # Consistent: 0005 is not applied; statement 1 is recorded done, statement 2 failed.
-    assert len(ledger(target)) == 4
+    # Consistent: 0099 is not applied; statement 1 is recorded done, statement 2 failed.
+    assert len(ledger(target)) == 5
     steps = stored(
         target,
         "SELECT statement, outcome, error != '' FROM schema_migrations_steps "
-        "WHERE version = 5 ORDER BY statement",
+        "WHERE version = 99 ORDER BY statement",
     )
     assert steps == [(1, "done", False), (2, "failed", True)]
-    status = {s.migration.version: s for s in runner(target).statuses()}[5]
+    status = {s.migration.version: s for s in runner(target).statuses()}[99]
     assert (status.state, status.done, status.remaining) == ("partial", {1}, [2, 3])
     _cli(target, monkeypatch, "status")
     out = capsys.readouterr().out
@@ -97,13 +104,13 @@ def test_a_failing_statement_is_named_recorded_and_resumed_after_the_fix(
 
     # A statement that ran may not change...
     broken.write_text(BROKEN.replace("ORDER BY x;", "ORDER BY tuple();"))
-    with pytest.raises(UserError, match=r"0005_broken\.sql: statement 1 already ran"):
-        runner(target).up(5)
+    with pytest.raises(UserError, match=r"0099_broken\.sql: statement 1 already ran"):
+        runner(target).up(99)
     # ... the one that failed may: the rerun starts there (statement 1 again would fail).
     broken.write_text(BROKEN.replace("NoSuchType", "UInt16"))
     said: list[str] = []
-    assert [m.version for m in runner(target, said).up(5)] == [5]
-    assert said[0].startswith("resuming 0005_broken.sql at statement 2 of 3")
+    assert [m.version for m in runner(target, said).up(99)] == [99]
+    assert said[0].startswith("resuming 0099_broken.sql at statement 2 of 3")
     columns = stored(
         target,
         "SELECT name FROM system.columns WHERE table = 'extra' AND database = currentDatabase()",
@@ -113,7 +120,7 @@ def test_a_failing_statement_is_named_recorded_and_resumed_after_the_fix(
 
 def test_two_concurrent_up_runs_apply_each_migration_once(target: Settings) -> None:
     # A slow last migration keeps the first runner busy while the second one arrives.
-    (target.migrations_dir / "0005_pause.sql").write_text("SELECT sleep(2);\n")
+    (target.migrations_dir / "0099_pause.sql").write_text("SELECT sleep(2);\n")
     env = {**os.environ, **target.to_env(), "STREAMGAUGE_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "streams.cli", "migrate", "up"]
     runs = [
@@ -124,7 +131,7 @@ def test_two_concurrent_up_runs_apply_each_migration_once(target: Settings) -> N
     ]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    assert [v for v, _ in ledger(target)] == [1, 2, 3, 4, 5], outputs
+    assert [v for v, _ in ledger(target)] == [1, 2, 3, 4, 5, 99], outputs
     steps = stored(
         target,
         "SELECT version, statement, count(), uniqExact(by) FROM schema_migrations_steps "
@@ -133,7 +140,7 @@ def test_two_concurrent_up_runs_apply_each_migration_once(target: Settings) -> N
     assert all(count == 1 for _, _, count, _ in steps), steps
     runners = stored(target, "SELECT uniqExact(by) FROM schema_migrations_steps")[0][0]
     assert runners == 1, "one runner applied everything; the other waited or found it done"
-    assert sum("applied 0005_pause.sql" in out for out in outputs) == 1, outputs
+    assert sum("applied 0099_pause.sql" in out for out in outputs) == 1, outputs
     print(*outputs, sep="\n---\n")
 
 
@@ -158,7 +165,7 @@ def test_a_held_lock_names_its_holder_and_can_be_broken_deliberately(
     assert "lock: held by" in capsys.readouterr().out
 
     said: list[str] = []
-    assert len(runner(target, said).up(5, break_lock=True)) == 4
+    assert len(runner(target, said).up(5, break_lock=True)) == 5
     assert said[0].startswith("cleared the migration lock held by")
     assert not lock.still_mine()
     assert lock.holder() is None, "the breaking runner released the lock when done"
