@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Message
 
@@ -197,5 +197,4 @@ class Batch:
 
 
 def _offset(message: Message) -> int:
-    offset: int = message.offset()
-    return offset
+    return cast(int, message.offset())
