@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,9 @@ from streams.clickhouse import async_client
 from streams.codec import Decoder, load_versions
 from streams.dlq import DeadLetters
 from streams.ingest import Ingest, Limits
+from streams.preflight import describe_topic
 from streams.registry import registry_client
+from streams.resends import Resends
 from streams.settings import Settings
 from streams.sink import ClickHouseSink
 from streams.source import KafkaSource
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 POLL_MAX_MESSAGES = 5000
 IDLE_SLEEP = 0.005
 MAX_QUEUED_POLLS = 4
+EXIT_DATA_PATH_ERROR = 70  # the supervisor restarts the process
 
 
 class WorkerBoot(BootStrategy):
@@ -74,10 +78,12 @@ class Poller(Service):
 
     async def on_start(self) -> None:
         settings = self.settings
+        topic = describe_topic(settings)
         self.client = client = await async_client(settings, autogenerate_query_id=False)
         versions = load_versions(settings.schemas_dir)
-        self.dead_letters = dead_letters = DeadLetters(settings)
         metrics = WorkerMetrics(settings.topic, settings.worker_index)
+        sink = ClickHouseSink(client, settings.insert_timeout_seconds, metrics)
+        self.dead_letters = dead_letters = DeadLetters(settings, sink.store_dead_letters, metrics)
         self.metrics_server = await serve(
             metrics,
             settings.worker_metrics_host,
@@ -85,12 +91,13 @@ class Poller(Service):
         )
         self.source = KafkaSource(settings, self._on_rebalance, metrics)
         self.ingest = Ingest(
-            settings.topic,
+            topic.token_prefix,
             self.source,
             Decoder(versions, registry_client(settings.schema_registry_url)),
-            Validator(int(settings.max_future_seconds * 1000)),
-            ClickHouseSink(client, settings.insert_timeout_seconds, metrics),
+            Validator(int(settings.max_future_seconds * 1000), settings.max_readings_per_message),
+            sink,
             dead_letters,
+            Resends(sink, settings.resend_devices),
             Limits(
                 settings.batch_max_rows,
                 settings.batch_max_bytes,
@@ -132,13 +139,33 @@ class Poller(Service):
                 self.queued += 1
                 await self.channel.send(value=Polled(messages, self.source.epoch))
             else:
-                self.ingest.poll()
+                self._guarded(self.ingest.poll)
                 await asyncio.sleep(IDLE_SLEEP)
 
     async def handle(self, polled: Polled) -> None:
         assert self.ingest is not None
         self.queued -= 1
-        self.ingest.submit(polled.messages, polled.epoch)
+        ingest = self.ingest
+        self._guarded(lambda: ingest.submit(polled.messages, polled.epoch))
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run a step of the data path; an error it did not handle ends the process.
+
+        Errors about one message are handled inside (a dead letter, or a halt at its offset);
+        one that escapes may have left a batch half-formed, so the only safe way on is the
+        one a crash takes: a new process resumes from the committed offsets.
+        """
+        try:
+            step()
+        except Exception:
+            log.critical(
+                "worker %d: unexpected error in the data path; exiting so that a new process "
+                "resumes from the committed offsets",
+                self.settings.worker_index,
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_DATA_PATH_ERROR)
 
     async def on_stop(self) -> None:
         if self.ingest is not None and self.source is not None:

@@ -13,12 +13,15 @@ import io
 import json
 import re
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 import fastavro
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -26,7 +29,8 @@ CONFLUENT_MAGIC = 0
 _VERSION_FILE = re.compile(r"^measurement\.v(\d+)\.avsc$")
 
 Record = dict[str, Any]
-DecodeReason = Literal["not_avro", "unknown_schema"]
+DecodeReason = Literal["not_avro", "unknown_schema", "incompatible_schema"]
+UNKNOWN_ID_CACHE_SECONDS = 60.0
 
 
 class DecodeError(Exception):
@@ -74,6 +78,10 @@ def fingerprint64(parsed: dict[str, Any] | str) -> bytes:
     return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
 
 
+class RegistryUnavailable(Exception):
+    """The schema registry could not answer: the message waits, it is not a dead letter."""
+
+
 class Registry(Protocol):
     """The part of confluent-kafka's SchemaRegistryClient the codec uses."""
 
@@ -92,6 +100,7 @@ class Decoder:
         self._by_fingerprint = {v.fingerprint: self._reader_for(v.source) for v in versions}
         self._registry = registry
         self._by_schema_id: dict[int, Callable[[io.BytesIO], Record]] = {}
+        self._unknown_ids: dict[int, tuple[float, DecodeError]] = {}
 
     def decode(self, payload: bytes) -> Record:
         if payload[:2] == SINGLE_OBJECT_MAGIC and len(payload) >= 10:
@@ -109,6 +118,9 @@ class Decoder:
         buffer.seek(start)
         try:
             record = read(buffer)
+        except SchemaResolutionError as error:
+            detail = f"the writer schema does not resolve to a measurement: {error}"[:300]
+            raise DecodeError("incompatible_schema", detail) from None
         except Exception as error:  # fastavro raises many types on corrupt input
             raise DecodeError("not_avro", f"corrupt Avro body: {error!r}"[:300]) from None
         if buffer.tell() != len(payload):
@@ -137,14 +149,35 @@ class Decoder:
     def _registry_reader(self, schema_id: int) -> Callable[[io.BytesIO], Record]:
         read = self._by_schema_id.get(schema_id)
         if read is None:
-            assert self._registry is not None
+            known_unknown = self._unknown_ids.get(schema_id)
+            if known_unknown is not None and time.monotonic() < known_unknown[0]:
+                raise known_unknown[1]
             try:
-                schema = self._registry.get_schema(schema_id)
-            except Exception as error:
-                raise DecodeError("unknown_schema", f"schema id {schema_id}: {error}") from None
-            read = self._reader_for(json.loads(schema.schema_str))
+                read = self._registry_lookup(schema_id)
+            except DecodeError as error:
+                self._unknown_ids[schema_id] = (time.monotonic() + UNKNOWN_ID_CACHE_SECONDS, error)
+                raise
             self._by_schema_id[schema_id] = read
         return read
+
+    def _registry_lookup(self, schema_id: int) -> Callable[[io.BytesIO], Record]:
+        """The reader for a registry id; unknown ids and non-measurement schemas are rejected,
+        an unreachable or failing registry is :class:`RegistryUnavailable` (transient)."""
+        assert self._registry is not None
+        try:
+            schema = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise DecodeError("unknown_schema", f"schema id {schema_id}: {error}") from None
+            raise RegistryUnavailable(f"schema id {schema_id}: {error}") from None
+        except Exception as error:
+            raise RegistryUnavailable(f"schema id {schema_id}: {error!r}") from None
+        try:
+            source = json.loads(schema.schema_str)
+            return self._reader_for(source)
+        except Exception as error:
+            detail = f"schema id {schema_id} is not a measurement record: {error!r}"[:300]
+            raise DecodeError("incompatible_schema", detail) from None
 
 
 def _plain(source: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,13 @@
 Each partition has one open batch that fills, and at most one batch in flight. A batch in
 flight is (1) announced by committing its intent, (2) inserted with its token and its dead
 letters delivered, then (3) committed past. While a partition's batch is in flight the next
-one keeps filling, so a slow database gets bigger inserts; when the open batch is full too,
-the partition is paused (back-pressure) while the consumer keeps polling to stay in the group.
+one keeps filling, so a slow database gets bigger inserts.
+
+Every offset the partition's commit passes is accounted for: stored, a resend of a stored
+message, or delivered as a dead letter. Anything else stops the partition at that offset
+instead of skipping it (a *halt*): the consumer is rewound to the offset and paused, and the
+partition goes on from there when it can — when its open batch has room again (back-pressure),
+after a backoff (the registry was unreachable; an unexpected error, logged and counted).
 """
 
 from __future__ import annotations
@@ -14,19 +19,25 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 
 from confluent_kafka import Message
 
 from streams.batch import Batch
-from streams.codec import DecodeError, Decoder, Record
+from streams.codec import DecodeError, Decoder, Record, RegistryUnavailable
+from streams.dlq import Letter
 from streams.offsets import Intent
-from streams.sink import backoff
+from streams.resends import Resends
+from streams.retry import backoff
+from streams.sink import Unstorable
 from streams.source import Assigned, CommitFailed, RebalanceEvent, Revoked
 from streams.validate import Rejection, Validator
 from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+
+HaltCause = Literal["full", "registry", "error"]
+MAX_HALT_SECONDS = 30.0
 
 
 class Source(Protocol):
@@ -41,6 +52,8 @@ class Source(Protocol):
 
     def resume(self, partitions: Sequence[int]) -> None: ...
 
+    def rewind(self, partition: int, offset: int) -> int: ...
+
     def high_watermark(self, partition: int) -> int | None: ...
 
 
@@ -53,9 +66,7 @@ class Sink(Protocol):
 class DeadLetterSink(Protocol):
     """Rejected messages (streams/dlq.py: DeadLetters)."""
 
-    def send(self, message: Message, rejection: Rejection) -> None: ...
-
-    async def flush(self) -> None: ...
+    async def deliver(self, letters: Sequence[Letter]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,8 @@ class Limits:
     A batch flushes when it is full (rows or bytes), or when its partition is caught up and
     the batch is ``linger_seconds`` old. Under a backlog the partition is never caught up, so
     batches grow to the caps (a slow database gets fewer, bigger inserts); caught up, they stay
-    small and fresh. ``max_seconds`` bounds the age when the partition's end is unknown.
+    small and fresh. ``max_seconds`` bounds the age when the partition's end is unknown. The
+    caps hold per message: a batch is at most one message past them.
     """
 
     max_rows: int
@@ -77,15 +89,26 @@ class Limits:
 
 
 @dataclass
+class Halt:
+    """Why a partition is not fetched now, where it goes on, and from when."""
+
+    offset: int
+    cause: HaltCause
+    until: float = 0.0  # monotonic; "full" waits for room in the open batch instead
+
+
+@dataclass
 class Partition:
     """What one partition holds: the open batch, the batch in flight, a replay intent."""
 
     number: int
-    epoch: int = 0  # the source's rebalance epoch when this ownership began
+    epoch: int = 0  # the source's epoch when this ownership (or its last rewind) began
     open: Batch | None = None
     in_flight: asyncio.Task[None] | None = None
     intent: Intent | None = None
     revoked: bool = False
+    halt: Halt | None = None
+    errors: int = 0  # consecutive halts on errors, for the backoff
     flushes: int = field(default=0)
 
     @property
@@ -98,21 +121,23 @@ class Ingest:
 
     def __init__(
         self,
-        topic: str,
+        token_prefix: str,
         source: Source,
         decoder: Decoder,
         validator: Validator,
         sink: Sink,
         dead_letters: DeadLetterSink,
+        resends: Resends,
         limits: Limits,
         metrics: WorkerMetrics,
     ) -> None:
-        self.topic = topic
+        self.token_prefix = token_prefix
         self.source = source
         self.decoder = decoder
         self.validator = validator
         self.sink = sink
         self.dead_letters = dead_letters
+        self.resends = resends
         self.limits = limits
         self.metrics = metrics
         self.partitions: dict[int, Partition] = {}
@@ -125,6 +150,7 @@ class Ingest:
             "assigned" if isinstance(event, Assigned) else "lost" if event.lost else "revoked"
         )
         if isinstance(event, Assigned):
+            self.resends.forget()
             for number, intent in event.partitions.items():
                 self.partitions[number] = Partition(number, event.epoch, intent=intent)
         elif isinstance(event, Revoked):
@@ -140,70 +166,70 @@ class Ingest:
     # -- the data path ----------------------------------------------------------------
 
     def submit(self, messages: Sequence[Message], epoch: int = 0) -> None:
-        """Decode, validate and batch messages polled at rebalance ``epoch``; start due flushes.
+        """Decode, validate and batch messages polled at ``epoch``; start due flushes.
 
-        A message polled before its partition was (re)assigned is dropped: the new ownership
-        fetches again from the committed offset, and an old message would break the batch's
-        contiguous offset range.
+        A message polled before its partition was (re)assigned or rewound is dropped: the
+        partition fetches again from where it stands, and an old message would break the
+        batch's contiguous offset range.
         """
         now_ms = int(time.time() * 1000)
         self.metrics.consumed.inc(len(messages))
         for message in messages:
             partition = self.partitions.get(cast(int, message.partition()))
-            if partition is None or epoch < partition.epoch:
+            if partition is None or epoch < partition.epoch or partition.halt is not None:
                 continue
-            self._add(partition, message, now_ms)
+            try:
+                self._add(partition, message, now_ms)
+            except RegistryUnavailable as error:
+                self._halt_on_error(partition, message, "registry", error)
+            except Exception as error:
+                self._halt_on_error(partition, message, "error", error)
         self.poll()
 
     def poll(self) -> None:
-        """Start due flushes (size, age, intent boundary); pause partitions that are full.
+        """Start due flushes (size, age, intent boundary); let halted partitions go on.
 
-        Each partition resumes as soon as its own full batch went in flight: waiting for every
+        Each partition goes on as soon as its own full batch went in flight: waiting for every
         partition would make them refill in lockstep, and the database idle meanwhile.
         """
         now = time.monotonic()
-        full = []
         in_flight = sum(1 for p in self.partitions.values() if p.busy)
         # Oldest batch first, so no partition waits for a free insert slot forever.
         for partition in sorted(self.partitions.values(), key=_batch_age):
             batch = partition.open
-            if batch is None:
-                continue
-            if partition.busy or in_flight >= self.limits.max_in_flight:
-                if self._is_full(batch):
-                    full.append(partition.number)
+            if batch is None or partition.busy or in_flight >= self.limits.max_in_flight:
                 continue
             if self._is_due(partition, batch, now):
                 self._start_flush(partition)
                 in_flight += 1
-        if self.stopping:
-            return  # drain(): everything stays paused
-        paused = self.source.paused
-        if pause := [p for p in full if p not in paused]:
-            self.source.pause(pause)
-        if resume := sorted(paused.difference(full)):
-            self.source.resume(resume)
+        if not self.stopping:
+            self._go_on(now)
 
     def _add(self, partition: Partition, message: Message, now_ms: int) -> None:
         offset = cast(int, message.offset())
-        if partition.open is not None and offset <= partition.open.last_offset:
-            return  # already in this batch (a repeated fetch); ranges stay increasing
-        intent = partition.intent
-        if intent is not None and partition.open is None and offset != intent.first:
-            partition.intent = None  # the range it named is gone (retention); nothing to replay
-            intent = None
-        if partition.open is None:
-            partition.open = Batch(self.topic, partition.number, offset)
         batch = partition.open
+        if batch is not None and offset <= batch.last_offset:
+            return  # already in this batch (a repeated fetch); ranges stay increasing
+        if partition.intent is not None and batch is None and offset != partition.intent.first:
+            partition.intent = None  # the range it named is gone (retention); nothing to replay
+        if batch is not None and partition.intent is None and self._is_full(batch):
+            if not self._flush_now(partition):
+                self._halt(partition, offset, "full")
+                return
+            batch = None
         payload = message.value() or b""
-        size = len(payload)
         checked = self._check(payload, now_ms)
+        if batch is None:
+            batch = partition.open = Batch(self.token_prefix, partition.number, offset)
         if isinstance(checked, Rejection):
-            self.dead_letters.send(message, checked)
+            batch.reject(offset, len(payload), message, checked)
             self.metrics.dead_lettered(checked.reason)
-            batch.skip(offset, size)
         else:
-            batch.add(offset, size, checked)
+            identity = (checked["device_id"], checked["event_time"], checked["seq"])
+            unsure = not self.resends.is_new(identity)
+            batch.add(offset, len(payload), checked, message, unsure)
+        partition.errors = 0
+        intent = partition.intent
         if intent is not None and offset >= intent.last and not partition.busy:
             self._start_flush(partition)
 
@@ -232,58 +258,181 @@ class Ingest:
     def _is_full(self, batch: Batch) -> bool:
         return batch.rows >= self.limits.max_rows or batch.size_bytes >= self.limits.max_bytes
 
+    # -- halts --------------------------------------------------------------------------
+
+    def _halt(self, partition: Partition, offset: int, cause: HaltCause, delay: float = 0) -> None:
+        """Stop taking messages of ``partition`` at ``offset``; fetch from there later."""
+        partition.halt = Halt(offset, cause, time.monotonic() + delay)
+        self.source.pause([partition.number])
+        partition.epoch = self.source.rewind(partition.number, offset)
+        self.metrics.halted(cause)
+
+    def _halt_on_error(
+        self, partition: Partition, message: Message, cause: HaltCause, error: Exception
+    ) -> None:
+        offset = cast(int, message.offset())
+        partition.errors += 1
+        delay = min(MAX_HALT_SECONDS, 0.5 * 2 ** min(partition.errors, 8))
+        if cause == "registry":
+            log.warning(
+                "partition %d waits at offset %d for %.1f s: the schema registry failed (%s)",
+                partition.number,
+                offset,
+                delay,
+                error,
+            )
+        else:
+            log.exception(
+                "partition %d stopped at offset %d for %.1f s by an unexpected error; "
+                "nothing past it is committed",
+                partition.number,
+                offset,
+                delay,
+                exc_info=error,
+            )
+        self._halt(partition, offset, cause, delay)
+
+    def _go_on(self, now: float) -> None:
+        """Resume the halted partitions whose reason is gone."""
+        ready = []
+        for partition in self.partitions.values():
+            halt = partition.halt
+            if halt is None:
+                continue
+            if halt.cause == "full":
+                if partition.open is not None and self._is_full(partition.open):
+                    continue
+            elif now < halt.until:
+                continue
+            partition.halt = None
+            ready.append(partition.number)
+        if ready:
+            self.source.resume(ready)
+
+    # -- flushes ------------------------------------------------------------------------
+
+    def _flush_now(self, partition: Partition) -> bool:
+        """Start the open batch's flush if a slot is free; False if it must wait."""
+        in_flight = sum(1 for p in self.partitions.values() if p.busy)
+        if partition.busy or in_flight >= self.limits.max_in_flight:
+            return False
+        self._start_flush(partition)
+        return True
+
     def _start_flush(self, partition: Partition) -> None:
         batch, partition.open, partition.intent = partition.open, None, None
         assert batch is not None
         partition.in_flight = asyncio.create_task(self._flush(partition, batch))
-        # Once done, the next batch may go (and a paused partition resume).
+        # Once done, the next batch may go (and a halted partition go on).
         partition.in_flight.add_done_callback(lambda _task: self.poll())
 
     async def _flush(self, partition: Partition, batch: Batch) -> None:
-        """Intent commit → insert ∥ dead letters → commit; repeated whole until it holds.
+        """Store the batch piece by piece until its whole range is committed.
 
-        A refused commit (e.g. STALE_MEMBER_EPOCH while the group rebalances) never skips
-        the batch: while the partition is ours the step is retried, and a repeated insert is
-        dropped by its token. Only a revocation ends it (the next owner replays the intent).
+        A failed step (a refused commit, an error) is retried, never skipped: while the
+        partition is ours the piece is stored again, and a repeated insert is dropped by its
+        token. Only a revocation ends it (the next owner replays the intent).
         """
         self.metrics.in_flight.inc()
+        pieces = [batch]
         attempt = 0
         try:
-            while True:
+            while pieces:
                 try:
-                    await self._flush_once(partition.number, batch)
-                    partition.flushes += 1
-                    return
-                except CommitFailed as error:
+                    pieces[0:1] = await self._store(partition.number, pieces[0])
+                    attempt = 0
+                except Exception as error:
                     if partition.revoked:
                         return
                     attempt += 1
-                    log.warning(
-                        "commit for partition %d refused (%s); batch %s again, attempt %d",
-                        partition.number,
-                        error,
-                        batch.token,
-                        attempt + 1,
-                    )
-                    await asyncio.sleep(backoff(attempt, 5.0))
+                    self._flush_failed(partition.number, pieces[0], error, attempt)
+                    await asyncio.sleep(backoff(attempt, MAX_HALT_SECONDS))
+            partition.flushes += 1
         finally:
             self.metrics.in_flight.dec()
 
-    async def _flush_once(self, number: int, batch: Batch) -> None:
+    async def _store(self, number: int, batch: Batch) -> list[Batch]:
+        """Intent commit → insert ∥ dead letters → commit. Returns the pieces still to store
+        when ClickHouse refused the batch's data (none when it is committed)."""
+        resent = len(batch.resent)
+        await self.resends.settle(batch)
+        self.metrics.resends.inc(len(batch.resent) - resent)
+        letters = [Letter.of(message, rejection) for message, rejection in batch.letters]
         if batch.rows:
             intent = Intent(batch.first_offset, batch.last_offset)
             await self.source.commit({number: (batch.first_offset, intent.metadata())})
-            await asyncio.gather(self.sink.insert(batch), self.dead_letters.flush())
+            delivery = asyncio.ensure_future(self.dead_letters.deliver(letters))
+            try:
+                await self.sink.insert(batch)
+            except Unstorable as refusal:
+                await delivery
+                batch.letters = []
+                return self._divide(batch, refusal)
+            except BaseException:
+                delivery.cancel()
+                raise
+            await delivery
             self.metrics.batch_stored(batch.rows, batch.size_bytes, batch.oldest_event_ms)
         else:
-            await self.dead_letters.flush()
+            await self.dead_letters.deliver(letters)
+        batch.letters = []  # delivered: a retry of this batch's commit sends none again
         await self.source.commit({number: (batch.last_offset + 1, "")})
+        return []
+
+    def _divide(self, batch: Batch, refusal: Unstorable) -> list[Batch]:
+        """The pieces of a batch ClickHouse refused: halves, or the one message as a dead letter."""
+        self.metrics.batch_refused(refusal.kind)
+        if len(batch.offsets) >= 2:
+            left, right = batch.split()
+            log.warning(
+                "ClickHouse refused batch %s (%s); storing it as %s and %s",
+                batch.token,
+                refusal,
+                left.token,
+                right.token,
+            )
+            for piece in (left, right):  # a refused insert may have stored some parts
+                piece.unsure = list(range(len(piece.offsets)))
+            return [left, right]
+        message = batch.raw[0]
+        if not refusal.data or message is None:
+            raise refusal  # not the message's fault (memory): the partition waits
+        rejection = Rejection("rejected_by_clickhouse", str(refusal)[:300])
+        log.warning(
+            "ClickHouse refused the message at offset %d of partition %d alone (%s); dead-lettered",
+            batch.offsets[0],
+            batch.partition,
+            refusal,
+        )
+        self.metrics.dead_lettered(rejection.reason)
+        rejected = Batch(batch.topic, batch.partition, batch.first_offset, batch.last_offset)
+        rejected.letters = [(message, rejection)]
+        rejected.resent = batch.resent
+        return [rejected]
+
+    def _flush_failed(self, number: int, batch: Batch, error: Exception, attempt: int) -> None:
+        kind = "commit" if isinstance(error, CommitFailed) else type(error).__name__.lower()
+        self.metrics.flush_failed(kind)
+        if isinstance(error, CommitFailed):
+            log.warning(
+                "commit for partition %d refused (%s); batch %s again, attempt %d",
+                number,
+                error,
+                batch.token,
+                attempt + 1,
+            )
+        elif attempt == 1:
+            log.exception(
+                "storing batch %s of partition %d failed; retrying it, nothing past it is "
+                "committed",
+                batch.token,
+                number,
+                exc_info=error,
+            )
+        elif attempt % 10 == 0:
+            log.warning("batch %s still failing (attempt %d): %s", batch.token, attempt, error)
 
     # -- shutdown -----------------------------------------------------------------------
-
-    def holding(self) -> int:
-        """Messages held in open batches (not yet in flight)."""
-        return sum(p.open.messages for p in self.partitions.values() if p.open is not None)
 
     async def drain(self, grace: float, serve: Callable[[], None]) -> None:
         """Let batches in flight finish (up to ``grace`` s); abandon open ones uncommitted.

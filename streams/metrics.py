@@ -42,6 +42,11 @@ MetricName = Literal[
     "streamgauge_rebalances_total",  # partition assignments and revocations, by kind
     "streamgauge_consumer_paused_seconds_total",  # time partitions were paused (back-pressure)
     "streamgauge_worker_up",  # 1 while the worker process runs
+    "streamgauge_partition_halts_total",  # partitions stopped at an offset, by cause
+    "streamgauge_batch_refusals_total",  # batches ClickHouse refused for their data, split
+    "streamgauge_flush_failures_total",  # failed attempts to store a batch, retried, by kind
+    "streamgauge_dead_letter_failures_total",  # dead-letter deliveries that failed, retried
+    "streamgauge_resends_total",  # messages dropped as resends of a stored message
     # -- read API (streamgauge api) -----------------------------------------------------------
     "streamgauge_api_requests_total",  # requests by route and status
     "streamgauge_api_request_duration_seconds",  # request latency by route
@@ -187,6 +192,37 @@ CATALOGUE: dict[MetricName, Spec] = {
             "Seconds partitions spent paused by back-pressure.",
         ),
         Spec("streamgauge_worker_up", "gauge", "1 while the worker process runs.", ("worker",)),
+        Spec(
+            "streamgauge_partition_halts_total",
+            "counter",
+            "Times a partition stopped at an offset and was fetched again from it later: "
+            "full (back-pressure), registry (unreachable), error (unexpected; see the logs).",
+            ("topic", "cause"),
+        ),
+        Spec(
+            "streamgauge_batch_refusals_total",
+            "counter",
+            "Batches ClickHouse refused for their data, split to find the messages it refuses.",
+            ("topic", "kind"),
+        ),
+        Spec(
+            "streamgauge_flush_failures_total",
+            "counter",
+            "Failed attempts to store a batch (retried, never skipped), by kind.",
+            ("topic", "kind"),
+        ),
+        Spec(
+            "streamgauge_dead_letter_failures_total",
+            "counter",
+            "Dead-letter deliveries that failed and are retried (the partition waits), by kind.",
+            ("topic", "kind"),
+        ),
+        Spec(
+            "streamgauge_resends_total",
+            "counter",
+            "Messages dropped because the same message (device, event time, seq) was stored.",
+            ("topic",),
+        ),
         Spec(
             "streamgauge_api_requests_total",
             "counter",

@@ -70,7 +70,7 @@ class Settings:
     worker_processes: int = _setting(2, "Worker processes started by `streamgauge worker`.")
     worker_index: int = _setting(0, "Index of this worker process (set by the supervisor).")
     batch_max_rows: int = _setting(100_000, "A batch flushes when it holds this many readings.")
-    batch_max_bytes: int = _setting(64 * 2**20, "A batch flushes at this many message bytes.")
+    batch_max_bytes: int = _setting(16 * 2**20, "A batch flushes at this many message bytes.")
     batch_max_seconds: float = _setting(
         5.0, "A batch flushes at the latest this long after its first message."
     )
@@ -85,6 +85,22 @@ class Settings:
         3600.0, "Readings with an event time further in the future are dead-lettered."
     )
     max_message_bytes: int = _setting(64 * 1024, "Larger messages are dead-lettered.")
+    max_readings_per_message: int = _setting(
+        1000, "Messages with more readings are dead-lettered (too_many_readings)."
+    )
+    dlq_max_message_bytes: int = _setting(
+        4 * 2**20,
+        "Largest dead letter the workers produce, and the dead-letter topic's max.message.bytes "
+        "(topics create); larger ones are kept in ClickHouse's dead_letters table.",
+    )
+    dedup_horizon_seconds: float = _setting(
+        900.0,
+        "Longest time before a batch is inserted again (a session timeout plus a restart); "
+        "the worker checks at start that ClickHouse's deduplication window covers it.",
+    )
+    resend_devices: int = _setting(
+        200_000, "Devices whose highest seq a worker process keeps in memory (resend checks)."
+    )
     worker_metrics_host: str = _setting("127.0.0.1", "Listen address of the workers' /metrics.")
     worker_metrics_port: int = _setting(
         9309, "First port of the workers' /metrics; process i listens on port + i."

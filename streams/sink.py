@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from clickhouse_connect.driver.asyncclient import AsyncClient
 
-from streams.batch import COLUMNS, Batch
+from streams.batch import COLUMNS, Batch, Identity
+from streams.dlq import LETTER_COLUMNS, Letter, letter_row
+from streams.retry import backoff
 from streams.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,45 @@ COLUMN_TYPES = (
     "UInt64",
 )
 TABLE = "readings"
+DEAD_LETTERS_TABLE = "dead_letters"
 _CODE = re.compile(r"Code: (\d+)")
 # TOO_MANY_PARTS: the table has more active parts than parts_to_throw_insert.
 _PART_PRESSURE = {"code_252"}
+_PER_BLOCK = re.compile(r"partitions for (a )?single INSERT block", re.I)
+# ClickHouse error codes that name the inserted data: the same rows fail the same way again.
+_DATA_CODES = {
+    6,  # CANNOT_PARSE_TEXT
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    190,  # SIZES_OF_ARRAYS_DONT_MATCH
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    469,  # VIOLATED_CONSTRAINT
+}
+Verdict = Literal["data", "size", "transient"]
+# Attempts before a refused batch is split: data errors repeat for sure; memory may recover.
+REFUSALS_BEFORE_SPLIT: dict[Verdict, int] = {"data": 2, "size": 5, "transient": 0}
+
+
+class Unstorable(Exception):
+    """ClickHouse refuses this batch's data itself, not because of its own state: split it.
+
+    ``data`` is True when the refusal names the data (a type, a constraint, too many partitions
+    in one block): a single message refused so is a dead letter. Otherwise (memory that keeps
+    running out) a single message waits, like any outage.
+    """
+
+    def __init__(self, kind: str, detail: str, data: bool) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.data = data
 
 
 class ClickHouseSink:
@@ -40,6 +78,9 @@ class ClickHouseSink:
     A failed or timed-out insert is retried with the same token after a jittered exponential
     backoff, so a retry of an insert that did land is dropped by ClickHouse instead of stored
     twice. An insert past its timeout is cancelled on the server (KILL QUERY) before retrying.
+    An error that names the data is retried a few times, then raised as :class:`Unstorable`;
+    every other error (network, overload, a missing table, credentials) is retried until it
+    clears: the partition waits.
     """
 
     def __init__(
@@ -56,10 +97,11 @@ class ClickHouseSink:
 
     async def insert(self, batch: Batch) -> None:
         attempt = 0
-        cap = self._max_backoff
+        refusals = 0
         while True:
             query_id = f"streamgauge-{uuid.uuid4().hex}"
             started = time.monotonic()
+            cap = self._max_backoff
             try:
                 await asyncio.wait_for(self._insert_once(batch, query_id), self._timeout)
                 self._metrics.insert_duration.observe(time.monotonic() - started)
@@ -71,15 +113,65 @@ class ClickHouseSink:
             except Exception as error:
                 kind = error_kind(error)
                 self._metrics.clickhouse_error(kind)
+                verdict = classify(error)
+                if verdict != "transient":
+                    refusals += 1
+                    if refusals >= REFUSALS_BEFORE_SPLIT[verdict]:
+                        raise Unstorable(kind, _short(error), verdict == "data") from None
                 log.warning(
                     "insert %s failed (attempt %d): %s", batch.token, attempt + 1, _short(error)
                 )
-                if kind in _PART_PRESSURE:  # give merges time; the next batch grows meanwhile
-                    cap = self._max_backoff * 6
+                if kind in _PART_PRESSURE and verdict == "transient":
+                    cap = self._max_backoff * 6  # give merges time; the next batch grows
             self._metrics.insert_duration.observe(time.monotonic() - started)
             attempt += 1
             await asyncio.sleep(backoff(attempt, cap))
-            cap = self._max_backoff
+
+    async def store_dead_letters(self, letters: Sequence[Letter]) -> None:
+        """Keep dead letters too large for Kafka in ``dead_letters``, retrying until stored."""
+        attempt = 0
+        while True:
+            try:
+                await self._client.insert(
+                    DEAD_LETTERS_TABLE,
+                    [letter_row(letter) for letter in letters],
+                    column_names=LETTER_COLUMNS,
+                )
+                return
+            except Exception as error:
+                attempt += 1
+                self._metrics.clickhouse_error(error_kind(error))
+                log.warning("storing %d dead letters failed: %s", len(letters), _short(error))
+                await asyncio.sleep(backoff(attempt, self._max_backoff))
+
+    async def stored_identities(self, wanted: Sequence[Identity]) -> set[Identity]:
+        """Which of these message identities already have rows in ``readings``."""
+        devices = sorted({device for device, _, _ in wanted})
+        times = [event_time for _, event_time, _ in wanted]
+        result = await self._client.query(
+            "SELECT DISTINCT device_id, toUnixTimestamp64Milli(event_time), seq FROM readings "
+            "WHERE device_id IN {devices:Array(String)} "
+            "AND event_time BETWEEN fromUnixTimestamp64Milli({first:Int64}, 'UTC') "
+            "AND fromUnixTimestamp64Milli({last:Int64}, 'UTC') "
+            "AND (device_id, toUnixTimestamp64Milli(event_time), seq) "
+            "IN {wanted:Array(Tuple(String, Int64, UInt64))}",
+            parameters={
+                "devices": devices,
+                "first": min(times),
+                "last": max(times),
+                "wanted": list(wanted),
+            },
+        )
+        return {(str(d), int(t), int(s)) for d, t, s in result.result_rows}
+
+    async def highest_seqs(self, devices: Sequence[str]) -> dict[str, int]:
+        """The highest seq stored per device (devices with nothing stored are absent)."""
+        result = await self._client.query(
+            "SELECT device_id, max(max_seq) FROM device_seq "
+            "WHERE device_id IN {devices:Array(String)} GROUP BY device_id",
+            parameters={"devices": list(devices)},
+        )
+        return {str(d): int(s) for d, s in result.result_rows}
 
     async def _insert_once(self, batch: Batch, query_id: str) -> None:
         settings: dict[str, Any] = {
@@ -109,23 +201,37 @@ class ClickHouseSink:
             log.warning("could not cancel query %s: %s", query_id, _short(error))
 
 
+def classify(error: BaseException) -> Verdict:
+    """Whether an insert error names the data, keeps recurring for its size, or will clear."""
+    code = _code(error)
+    if code is None:
+        return "transient"  # no answer from ClickHouse: network, timeout, a reset
+    if code in _DATA_CODES:
+        return "data"
+    if code == 252 and _PER_BLOCK.search(str(error)):
+        return "data"  # too many partitions for one INSERT block; TOO_MANY_PARTS otherwise
+    if code == 241:
+        return "size"
+    return "transient"
+
+
 def error_kind(error: BaseException) -> str:
     """A low-cardinality label: the ClickHouse error code, or the kind of failure."""
-    code = getattr(error, "code", None)
-    if isinstance(code, int) and code > 0:
+    code = _code(error)
+    if code is not None:
         return f"code_{code}"
     text = str(error)
-    match = _CODE.search(text)
-    if match:
-        return f"code_{match.group(1)}"
     if isinstance(error, OSError) or "connect" in text.lower():
         return "connection"
     return type(error).__name__.lower()
 
 
-def backoff(attempt: int, cap: float, base: float = 0.2) -> float:
-    """Full-jitter exponential backoff: processes retrying together spread out."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+def _code(error: BaseException) -> int | None:
+    code = getattr(error, "code", None)
+    if isinstance(code, int) and code > 0:
+        return code
+    match = _CODE.search(str(error))
+    return int(match.group(1)) if match else None
 
 
 def _short(error: BaseException) -> str:

@@ -78,6 +78,7 @@ class KafkaSource:
             "enable.partition.eof": False,
             "max.poll.interval.ms": 300_000,
             "fetch.max.bytes": 52_428_800,
+            # Prefetched messages of the whole consumer; with the batch caps, the memory bound.
             "queued.max.messages.kbytes": 65_536,
             "on_commit": self._on_commit,
             "error_cb": self._on_error,
@@ -115,6 +116,16 @@ class KafkaSource:
             self._pending_commits.remove(future)
             raise CommitFailed(str(error)) from None
         await future
+
+    def rewind(self, partition: int, offset: int) -> int:
+        """Fetch ``partition`` again from ``offset``; returns the epoch that polls after it carry.
+
+        Messages polled before (in this poll or queued) belong to an older epoch and are
+        dropped by the data path, so nothing after ``offset`` is taken twice or skipped.
+        """
+        self._consumer.seek(TopicPartition(self.topic, partition, offset))
+        self.epoch += 1
+        return self.epoch
 
     def pause(self, partitions: Sequence[int]) -> None:
         todo = [p for p in partitions if p in self.assigned and p not in self._paused]

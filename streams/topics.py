@@ -33,7 +33,11 @@ def specs(settings: Settings) -> list[TopicSpec]:
             settings.dlq_topic,
             1,
             settings.topic_replication,
-            {"retention.ms": str(30 * 24 * 3600 * 1000)},
+            {
+                "retention.ms": str(30 * 24 * 3600 * 1000),
+                # Above the measurements topic's limit: a dead letter keeps the original bytes.
+                "max.message.bytes": str(settings.dlq_max_message_bytes),
+            },
         ),
     ]
 

@@ -12,13 +12,16 @@ from streams.codec import Record
 Reason = Literal[
     "not_avro",  # not our wire format, or a corrupt Avro body
     "unknown_schema",  # a fingerprint or registry id no shipped schema has
+    "incompatible_schema",  # a registry schema that does not resolve to a measurement record
     "oversized",  # the message is larger than STREAMGAUGE_MAX_MESSAGE_BYTES
+    "too_many_readings",  # more readings than STREAMGAUGE_MAX_READINGS_PER_MESSAGE
     "invalid_device_id",  # empty, too long, or characters outside [A-Za-z0-9._:-]
     "invalid_metric",  # a metric name outside [a-z][a-z0-9_.]{0,63}
     "non_finite_value",  # NaN or an infinity
     "no_readings",  # the readings map is empty
     "invalid_event_time",  # before 2001-01-01 (an unset clock) or far in the future
     "invalid_seq",  # a negative sequence number
+    "rejected_by_clickhouse",  # ClickHouse refused this message's rows (its neighbours went in)
 ]
 
 REASONS: tuple[Reason, ...] = Reason.__args__  # type: ignore[attr-defined]
@@ -40,8 +43,9 @@ class Rejection:
 class Validator:
     """Checks one record; remembers metric names already accepted (they repeat endlessly)."""
 
-    def __init__(self, max_future_ms: int) -> None:
+    def __init__(self, max_future_ms: int, max_readings: int = 1000) -> None:
         self.max_future_ms = max_future_ms
+        self.max_readings = max_readings
         self._metrics: set[str] = set()
 
     def check(self, record: Record, now_ms: int) -> Rejection | None:
@@ -56,6 +60,8 @@ class Validator:
         readings = record["readings"]
         if not readings:
             return Rejection("no_readings", "the readings map is empty")
+        if len(readings) > self.max_readings:
+            return Rejection("too_many_readings", f"{len(readings)} > {self.max_readings}")
         for metric, value in readings.items():
             if metric not in self._metrics:
                 if METRIC.fullmatch(metric) is None:

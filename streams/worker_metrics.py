@@ -98,10 +98,29 @@ class WorkerMetrics:
         self._errors = counter(registry, "streamgauge_clickhouse_errors_total")
         self._rebalances = counter(registry, "streamgauge_rebalances_total")
         self.paused = counter(registry, "streamgauge_consumer_paused_seconds_total")
+        self._halts = counter(registry, "streamgauge_partition_halts_total")
+        for cause in ("full", "registry", "error"):  # present from the start, for increase()
+            self._halts.labels(topic, cause)
+        self._refusals = counter(registry, "streamgauge_batch_refusals_total")
+        self._flush_failures = counter(registry, "streamgauge_flush_failures_total")
+        self._dead_letter_failures = counter(registry, "streamgauge_dead_letter_failures_total")
+        self.resends = counter(registry, "streamgauge_resends_total").labels(topic)
         gauge(registry, "streamgauge_worker_up").labels(str(worker)).set(1)
 
     def dead_lettered(self, reason: str) -> None:
         self._dead_lettered.labels(self.topic, reason).inc()
+
+    def halted(self, cause: str) -> None:
+        self._halts.labels(self.topic, cause).inc()
+
+    def batch_refused(self, kind: str) -> None:
+        self._refusals.labels(self.topic, kind).inc()
+
+    def flush_failed(self, kind: str) -> None:
+        self._flush_failures.labels(self.topic, kind).inc()
+
+    def dead_letter_failure(self, kind: str) -> None:
+        self._dead_letter_failures.labels(self.topic, kind).inc()
 
     def clickhouse_error(self, kind: str) -> None:
         self._errors.labels(kind).inc()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from streams import preflight
+from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.supervisor import Supervisor
@@ -43,4 +46,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if settings.worker_processes < 1:
         raise UserError("--processes must be at least 1.")
+    topic = preflight.describe_topic(settings)
+    for warning in preflight.check(settings, sync_client(settings), topic):
+        print(f"streamgauge worker: warning: {warning}", file=sys.stderr)
     return Supervisor(settings, settings.worker_processes).run()

@@ -1,8 +1,10 @@
-"""The data path with small fakes at the edges: batching, intents, back-pressure, rebalances."""
+"""The data path with small fakes at the edges: batching, intents, back-pressure, rebalances,
+halts, resends, refused batches and dead letters."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +12,15 @@ from typing import Any, cast
 
 from confluent_kafka import Message
 
-from streams.batch import Batch
+from streams.batch import Batch, Identity
 from streams.codec import Decoder, Encoder, load_versions
+from streams.dlq import Letter
 from streams.ingest import Ingest, Limits
 from streams.offsets import Intent
+from streams.resends import Resends
+from streams.sink import Unstorable
 from streams.source import Assigned, CommitFailed, Revoked
-from streams.validate import Rejection, Validator
+from streams.validate import Validator
 from streams.worker_metrics import WorkerMetrics
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
@@ -40,6 +45,18 @@ class FakeMessage:
     def value(self) -> bytes:
         return self._value
 
+    def topic(self) -> str:
+        return "m"
+
+    def key(self) -> bytes | None:
+        return None
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
 
 @dataclass
 class FakeSource:
@@ -47,6 +64,7 @@ class FakeSource:
     paused: frozenset[int] = frozenset()
     high: dict[int, int] = field(default_factory=dict)
     refuse: int = 0  # refuse this many commits
+    epoch: int = 0
 
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
         self.log.append(("commit", offsets))
@@ -65,35 +83,70 @@ class FakeSource:
     def high_watermark(self, partition: int) -> int | None:
         return self.high.get(partition)
 
+    def rewind(self, partition: int, offset: int) -> int:
+        self.log.append(("rewind", (partition, offset)))
+        self.epoch += 1
+        return self.epoch
+
 
 @dataclass
 class FakeSink:
+    """A ClickHouse that stores batches in memory; ``refuse`` names device ids it rejects."""
+
     log: list[tuple[str, Any]]
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     batches: list[Batch] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    fail_once: bool = False
 
     async def insert(self, batch: Batch) -> None:
         self.log.append(("insert", batch.token))
         await self.gate.wait()
+        if self.fail_once:
+            self.fail_once = False
+            raise RuntimeError("a bug")
+        if self.refuse & set(batch.device_id):
+            raise Unstorable("code_53", "type mismatch", data=True)
         self.batches.append(batch)
+
+    async def highest_seqs(self, devices: Sequence[str]) -> dict[str, int]:
+        highest: dict[str, int] = {}
+        for batch in self.batches:
+            for device, _, seq in batch.identities:
+                if device in devices:
+                    highest[device] = max(highest.get(device, -1), seq)
+        return highest
+
+    async def stored_identities(self, wanted: Sequence[Identity]) -> set[Identity]:
+        return {i for b in self.batches for i in b.identities if i in set(wanted)}
+
+    def rows(self) -> list[tuple[str, int]]:
+        """Every stored row as (device, seq)."""
+        return [pair for b in self.batches for pair in zip(b.device_id, b.seq, strict=True)]
 
 
 @dataclass
 class FakeDeadLetters:
     sent: list[tuple[int, str]] = field(default_factory=list)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def send(self, message: Message, rejection: Rejection) -> None:
-        self.sent.append((cast(int, message.offset()), rejection.reason))
+    def __post_init__(self) -> None:
+        self.gate.set()
 
-    async def flush(self) -> None:
-        return None
+    async def deliver(self, letters: Sequence[Letter]) -> None:
+        if not letters:
+            return
+        await self.gate.wait()
+        self.sent.extend((letter.source[2], letter.reason) for letter in letters)
 
 
-def message(partition: int, offset: int, valid: bool = True) -> Message:
+def message(
+    partition: int, offset: int, valid: bool = True, seq: int | None = None, device: str = ""
+) -> Message:
     record = {
-        "device_id": f"dev-{offset % 3}",
+        "device_id": device or f"dev-{offset % 3}",
         "event_time": 1_795_670_400_000,
-        "seq": offset,
+        "seq": offset if seq is None else seq,
         "readings": {"a": 1.0, "b": 2.0},
         "firmware": "",
         "site": None,
@@ -115,6 +168,7 @@ def make_ingest(
         Validator(max_future_ms=10**12),
         sink,
         dead,
+        Resends(sink),
         Limits(
             max_rows=max_rows,
             max_bytes=10**9,
@@ -188,14 +242,20 @@ async def test_a_batch_of_only_rejected_messages_commits_without_inserting() -> 
     assert log == [("commit", {0: (2, "")})]
 
 
-async def test_back_pressure_pauses_a_full_partition_and_resumes_after_the_insert() -> None:
+async def test_back_pressure_rewinds_a_full_partition_and_goes_on_after_the_insert() -> None:
     ingest, log, sink, _ = make_ingest(max_rows=4)
     ingest.on_rebalance(Assigned({0: None}))
     ingest.submit([message(0, offset) for offset in range(2)])  # full: flush starts, blocks
     await settle()
-    ingest.submit([message(0, offset) for offset in range(2, 4)])  # full again, one in flight
+    ingest.submit([message(0, offset) for offset in range(2, 6)])  # 2-3 fill the next batch
     await settle()
     assert ("pause", [0]) in log
+    assert ("rewind", (0, 4)) in log, "the message that did not fit is fetched again"
+    open_batch = ingest.partitions[0].open
+    assert open_batch is not None
+    assert (open_batch.first_offset, open_batch.last_offset) == (2, 3)
+    ingest.submit([message(0, 4)], epoch=0)  # polled before the rewind: dropped
+    assert open_batch.last_offset == 3
     sink.gate.set()
     await settle()
     assert ("resume", [0]) in log
@@ -207,15 +267,14 @@ async def test_a_partition_resumes_once_its_own_batch_is_in_flight_not_when_all_
     ingest.on_rebalance(Assigned({0: None, 1: None}))
     ingest.submit([message(0, 0), message(0, 1)])  # p0 flushes: the one insert slot
     await settle()
-    ingest.submit([message(1, 0), message(1, 1), message(0, 2), message(0, 3)])
+    ingest.submit([message(1, 0), message(1, 1), message(1, 2), message(0, 2), message(0, 3)])
+    ingest.submit([message(0, 4)], epoch=ingest.partitions[0].epoch)
     await settle()
     assert ingest.source.paused == {0, 1}  # both full, no slot
     first = ingest.partitions[0].in_flight
     assert first is not None
     sink.gate.set()  # p0's insert ends: the slot goes to p1's batch (the oldest)...
-    await first
-    sink.gate.clear()
-    await settle()
+    await first  # (the data path's own callback on it ran first)
     # ... p1 fetches again at once while p0 still waits for the slot with its full batch.
     assert ingest.source.paused == {0}
     assert ("resume", [1]) in log
@@ -293,3 +352,132 @@ async def test_a_refused_commit_repeats_the_batch_and_never_skips_it() -> None:
     commits = [entry for kind, entry in log if kind == "commit"]
     assert commits == [{0: (0, "sg1:0-1")}, {0: (0, "sg1:0-1")}, {0: (2, "")}]
     assert [b.token for b in sink.batches] == ["m/0/0-1"]
+
+
+@dataclass
+class FlakyRegistry:
+    """A schema registry that is down until ``up`` is set."""
+
+    up: bool = False
+
+    def get_schema(self, schema_id: int) -> Any:
+        if not self.up:
+            raise ConnectionError("connection refused")
+        return type("Schema", (), {"schema_str": json.dumps(VERSIONS[-1].source)})()
+
+
+def framed(partition: int, offset: int) -> Message:
+    record = {
+        "device_id": "dev-r",
+        "event_time": 1_795_670_400_000,
+        "seq": offset,
+        "readings": {"a": 1.0},
+        "firmware": "",
+        "site": None,
+    }
+    payload = Encoder(VERSIONS[-1], schema_id=7).encode(record)
+    return cast(Message, FakeMessage(partition, offset, payload))
+
+
+async def test_an_unreachable_registry_halts_the_partition_and_dead_letters_nothing() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    registry = FlakyRegistry()
+    ingest.decoder = Decoder(VERSIONS, registry)
+    sink.gate.set()
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0), framed(0, 1), framed(0, 2)])
+    await settle()
+    assert ("rewind", (0, 1)) in log
+    assert ("pause", [0]) in log
+    assert dead.sent == []
+    assert [b.token for b in sink.batches] == ["m/0/0-0"], "what came before is stored"
+    halt = ingest.partitions[0].halt
+    assert halt is not None
+    assert halt.cause == "registry"
+    registry.up = True
+    halt.until = 0  # the backoff is over
+    ingest.poll()
+    assert ("resume", [0]) in log
+    ingest.submit([framed(0, 1), framed(0, 2)], epoch=ingest.partitions[0].epoch)
+    ingest.poll()
+    await settle()
+    assert [b.token for b in sink.batches] == ["m/0/0-0", "m/0/1-2"]
+    assert dead.sent == []
+
+
+async def test_an_unexpected_error_stops_the_partition_at_its_offset_never_skips_it() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    ingest.validator = cast(Validator, None)  # any use of it raises
+    ingest.submit([message(0, 0, valid=False), message(0, 1), message(1, 0, valid=False)])
+    await settle()
+    assert ("rewind", (0, 1)) in log
+    halt = ingest.partitions[0].halt
+    assert halt is not None
+    assert halt.cause == "error"
+    assert ("commit", {0: (1, "")}) in log, "up to the failing message"
+    assert not [e for e in log if e[0] == "commit" and e[1].get(0, (0,))[0] > 1], "not past it"
+    assert ("commit", {1: (1, "")}) in log, "the other partition goes on"
+
+
+async def test_a_resend_of_a_stored_message_and_of_one_in_the_same_batch_add_no_rows() -> None:
+    ingest, _, sink, _ = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0, device="d", seq=5), message(0, 1, device="d", seq=6)])
+    await settle()
+    ingest.on_rebalance(Assigned({0: None}))  # a new ownership knows nothing in memory
+    again = [message(0, o, device="d", seq=s) for o, s in ((2, 6), (3, 7), (4, 7), (5, 5))]
+    ingest.submit(again)
+    await settle()
+    assert sorted(sink.rows()) == [("d", 5)] * 2 + [("d", 6)] * 2 + [("d", 7)] * 2
+    assert sink.batches[-1].resent == [2, 4, 5]
+    assert ingest.metrics.resends._value.get() == 3
+
+
+async def test_a_batch_clickhouse_refuses_is_split_until_the_message_is_dead_lettered() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    sink.refuse = {"poison"}
+    ingest.on_rebalance(Assigned({0: None}))
+    batch = [message(0, o) for o in range(6)] + [message(0, 6, device="poison")]
+    ingest.submit([*batch, message(0, 7, valid=False), message(0, 8)])
+    for _ in range(50):
+        await settle()
+        if ("commit", {0: (9, "")}) in log:
+            break
+    assert dead.sent == [(7, "not_avro"), (6, "rejected_by_clickhouse")]
+    assert sorted(o for b in sink.batches for o in b.offsets) == [0, 1, 2, 3, 4, 5, 8]
+    commits = [e[1][0] for e in log if e[0] == "commit"]
+    assert commits[-1] == (9, "")
+    assert [c[0] for c in commits] == sorted(c[0] for c in commits), "never backwards"
+
+
+async def test_undeliverable_dead_letters_hold_only_their_own_partition() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    dead.gate.clear()  # the dead-letter topic is gone
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    ingest.submit([message(0, 0, valid=False), message(0, 1), message(1, 0), message(1, 1)])
+    await settle()
+    committed = {p for kind, e in log if kind == "commit" for p, (o, m) in e.items() if not m}
+    assert committed == {1}
+    dead.gate.set()
+    await settle()
+    assert ("commit", {0: (2, "")}) in log
+    assert dead.sent == [(0, "not_avro")]
+
+
+async def test_a_failing_store_is_retried_never_skipped() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    sink.fail_once = True
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0), message(0, 1)])
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if ("commit", {0: (2, "")}) in log:
+            break
+    assert [b.token for b in sink.batches] == ["m/0/0-1"]
+    assert ingest.metrics._flush_failures.labels("m", "runtimeerror")._value.get() == 1
