@@ -250,6 +250,8 @@ class Ingest:
             return True
         if age < self.limits.linger_seconds:
             return False
+        if partition.halt is not None:
+            return True  # nothing joins it before the partition goes on
         high = self.source.high_watermark(partition.number)
         if high is None:
             return age >= self.limits.max_seconds

@@ -13,7 +13,9 @@ def registry_client(url: str) -> SchemaRegistryClient | None:
     """A client for ``url`` (``mock://...`` gives an in-process registry), or None if unset."""
     if not url:
         return None
-    return SchemaRegistryClient.new_client({"url": url})
+    # A short timeout and one retry: the lookup runs on the worker's event loop, and an
+    # unreachable registry makes the partition wait anyway (streams/ingest.py: halts).
+    return SchemaRegistryClient.new_client({"url": url, "timeout": 5, "max.retries": 1})
 
 
 def register(client: SchemaRegistryClient, topic: str, version: SchemaVersion) -> int:

@@ -5,15 +5,25 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import struct
 from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from streams.codec import DecodeError, Decoder, Encoder, fingerprint64, load_versions
+from streams.codec import (
+    DecodeError,
+    Decoder,
+    Encoder,
+    RegistryUnavailable,
+    fingerprint64,
+    load_versions,
+)
 from streams.registry import register
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+VERSIONS = load_versions(SCHEMAS)
 RECORD = {
     "device_id": "pump-0042",
     "event_time": 1_795_670_400_123,
@@ -94,3 +104,69 @@ def test_truncated_and_padded_bodies_are_rejected() -> None:
         with pytest.raises(DecodeError) as error:
             decoder.decode(broken)
         assert error.value.reason == "not_avro"
+
+
+class Registry:
+    """A registry answering from a dict; an exception as an answer is raised."""
+
+    def __init__(self, answers: dict[int, object]) -> None:
+        self.answers = answers
+        self.asked = 0
+
+    def get_schema(self, schema_id: int) -> object:
+        self.asked += 1
+        answer = self.answers[schema_id]
+        if isinstance(answer, BaseException):
+            raise answer
+        return type("Schema", (), {"schema_str": json.dumps(answer)})()
+
+
+def _framed(schema_id: int) -> bytes:
+    record = {
+        "device_id": "d",
+        "event_time": 1,
+        "seq": 1,
+        "readings": {"t": 1.0},
+        "firmware": "",
+        "site": None,
+    }
+    return struct.pack(">bI", 0, schema_id) + Encoder(VERSIONS[-1]).encode(record)[10:]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (SchemaRegistryError(404, 40403, "Schema not found"), "unknown_schema"),
+        ("string", "incompatible_schema"),
+        ({"type": "record", "name": "X", "fields": [{"name": "x", "type": "int"}]}, None),
+    ],
+)
+def test_registry_schemas_that_are_not_measurements_are_rejected(
+    answer: object, reason: str | None
+) -> None:
+    decoder = Decoder(VERSIONS, Registry({7: answer}))
+    with pytest.raises(DecodeError) as rejected:
+        decoder.decode(_framed(7))
+    assert rejected.value.reason == (reason or "incompatible_schema")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ConnectionError("refused"), SchemaRegistryError(503, 50001, "down"), TimeoutError()],
+)
+def test_an_unreachable_registry_is_not_a_verdict_on_the_message(failure: Exception) -> None:
+    registry = Registry({7: failure})
+    decoder = Decoder(VERSIONS, registry)
+    with pytest.raises(RegistryUnavailable):
+        decoder.decode(_framed(7))
+    registry.answers[7] = VERSIONS[-1].source
+    assert decoder.decode(_framed(7))["device_id"] == "d", "asked again once it is back"
+
+
+def test_an_unknown_id_is_asked_again_only_after_a_while() -> None:
+    registry = Registry({7: SchemaRegistryError(404, 40403, "Schema not found")})
+    decoder = Decoder(VERSIONS, registry)
+    for _ in range(3):
+        with pytest.raises(DecodeError):
+            decoder.decode(_framed(7))
+    assert registry.asked == 1
