@@ -22,7 +22,7 @@ from streams.clickhouse import async_client
 from streams.errors import UserError
 from streams.migrations.gate.layout import parts
 from streams.settings import Settings
-from streams.sink import ClickHouseSink
+from streams.sink import ClickHouseSink, Unstorable
 from streams.worker_metrics import WorkerMetrics
 
 FAILED_ATTEMPTS = 3  # the sink retries forever; the gate gives up on a batch after this many
@@ -94,7 +94,12 @@ class Inserter:
                     f"inserts into readings of the {side} database fail: "
                     f"{self._errors.messages[-1]}"
                 )
-        task.result()
+        try:
+            task.result()
+        except Unstorable as refusal:  # the data is refused: the sink gives up by itself
+            raise UserError(
+                f"inserts into readings of the {side} database fail: {refusal}"
+            ) from None
         return time.perf_counter() - started
 
     async def load(self, batches: Iterable[Batch]) -> int:
