@@ -24,12 +24,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench._results import write
 from streams import migrations, simulator, topics
-from streams.batch import COLUMNS, Batch
 from streams.clickhouse import sync_client
 from streams.codec import Decoder, load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
-from streams.sink import COLUMN_TYPES, TABLE
+from streams.worker.batch import COLUMNS, Batch
+from streams.worker.sink import COLUMN_TYPES, TABLE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ def registry_client(url: str) -> SchemaRegistryClient | None:
     if not url:
         return None
     # A short timeout and one retry: the lookup runs on the worker's event loop, and an
-    # unreachable registry makes the partition wait anyway (streams/ingest.py: halts).
+    # unreachable registry makes the partition wait anyway (streams/worker/ingest.py: halts).
     return SchemaRegistryClient.new_client({"url": url, "timeout": 5, "max.retries": 1})
 
 

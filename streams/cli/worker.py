@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from streams import preflight
 from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.settings import Settings
-from streams.supervisor import Supervisor
+from streams.worker import preflight
+from streams.worker.supervisor import Supervisor
 
 
 def register(subparsers: Any) -> None:

@@ -12,16 +12,16 @@ from typing import Any, cast
 
 from confluent_kafka import Message
 
-from streams.batch import Batch, Identity
 from streams.codec import Decoder, Encoder, load_versions
-from streams.dlq import Letter
-from streams.ingest import Ingest, Limits
-from streams.offsets import Intent
-from streams.resends import Resends
-from streams.sink import Unstorable
-from streams.source import Assigned, CommitFailed, Revoked
 from streams.validate import Validator
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.batch import Batch, Identity
+from streams.worker.dlq import Letter
+from streams.worker.ingest import Ingest, Limits
+from streams.worker.intents import Intent
+from streams.worker.resends import Resends
+from streams.worker.sink import Unstorable
+from streams.worker.source import Assigned, CommitFailed, Revoked
+from streams.worker.telemetry import WorkerMetrics
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 VERSIONS = load_versions(SCHEMAS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.offsets import Intent, parse_intent
+from streams.worker.intents import Intent, parse_intent
 
 
 def test_an_intent_round_trips_through_metadata() -> None:

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from streams import preflight
 from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.settings import Settings
+from streams.worker import preflight
 
 pytestmark = pytest.mark.integration
 

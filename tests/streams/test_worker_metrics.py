@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 from streams.metrics import CATALOGUE
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.telemetry import WorkerMetrics
 
 WORKER_METRICS = [
     "streamgauge_messages_consumed_total",

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
-from streams.batch import Batch
 from streams.codec import Record
 from streams.simulator import METRICS, Fleet
+from streams.worker.batch import Batch
 
 TOPIC = "migrate-check"
 INTERVAL_MS = 10_000  # between two messages of one device

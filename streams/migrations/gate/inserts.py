@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from clickhouse_connect.driver.asyncclient import AsyncClient
 from clickhouse_connect.driver.client import Client
 
-from streams.batch import Batch
 from streams.clickhouse import async_client
 from streams.errors import UserError
 from streams.migrations.gate.layout import parts
 from streams.settings import Settings
-from streams.sink import ClickHouseSink, Unstorable
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.batch import Batch
+from streams.worker.sink import ClickHouseSink, Unstorable
+from streams.worker.telemetry import WorkerMetrics
 
 FAILED_ATTEMPTS = 3  # the sink retries forever; the gate gives up on a batch after this many
 
@@ -59,7 +59,7 @@ class Inserter:
     async def __aenter__(self) -> Inserter:
         # The sink logs each failed attempt as a warning, then retries: count them, whatever
         # the log level.
-        sink_log = logging.getLogger("streams.sink")
+        sink_log = logging.getLogger("streams.worker.sink")
         self._level = sink_log.level
         sink_log.setLevel(logging.WARNING)
         sink_log.addHandler(self._errors)
@@ -73,7 +73,7 @@ class Inserter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        sink_log = logging.getLogger("streams.sink")
+        sink_log = logging.getLogger("streams.worker.sink")
         sink_log.removeHandler(self._errors)
         sink_log.setLevel(self._level)
         for client in self._clients:

@@ -23,16 +23,16 @@ from typing import Literal, Protocol, cast
 
 from confluent_kafka import Message
 
-from streams.batch import Batch
 from streams.codec import DecodeError, Decoder, Record, RegistryUnavailable
-from streams.dlq import Letter
-from streams.offsets import Intent
-from streams.resends import Resends
-from streams.retry import backoff
-from streams.sink import Unstorable
-from streams.source import Assigned, CommitFailed, RebalanceEvent, Revoked
 from streams.validate import Rejection, Validator
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.batch import Batch
+from streams.worker.dlq import Letter
+from streams.worker.intents import Intent
+from streams.worker.resends import Resends
+from streams.worker.retry import backoff
+from streams.worker.sink import Unstorable
+from streams.worker.source import Assigned, CommitFailed, RebalanceEvent, Revoked
+from streams.worker.telemetry import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ MAX_HALT_SECONDS = 30.0
 
 
 class Source(Protocol):
-    """What the data path needs of the consumer (streams/source.py: KafkaSource)."""
+    """What the data path needs of the consumer (streams/worker/source.py: KafkaSource)."""
 
     @property
     def paused(self) -> frozenset[int]: ...
@@ -58,13 +58,13 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
-    """Stores a batch, retrying until ClickHouse acknowledged (streams/sink.py)."""
+    """Stores a batch, retrying until ClickHouse acknowledged (streams/worker/sink.py)."""
 
     async def insert(self, batch: Batch) -> None: ...
 
 
 class DeadLetterSink(Protocol):
-    """Rejected messages (streams/dlq.py: DeadLetters)."""
+    """Rejected messages (streams/worker/dlq.py: DeadLetters)."""
 
     async def deliver(self, letters: Sequence[Letter]) -> None: ...
 

@@ -6,14 +6,16 @@ environment; ``python -m streams.worker`` runs one directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
 import faust
 
-from streams.app import create_app
 from streams.errors import UserError
 from streams.settings import Settings
+from streams.worker.app import create_app
+from streams.worker.pipeline import Pipeline
 
 
 def main() -> int:
@@ -29,10 +31,18 @@ def main() -> int:
     )
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app, poller = create_app(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pipeline = loop.run_until_complete(Pipeline.build(settings))
+    except UserError as error:
+        print(f"streamgauge worker: {error}", file=sys.stderr)
+        return 2
+    app, poller = create_app(settings, pipeline)
     worker = faust.Worker(
         app,
         poller,
+        loop=loop,
         quiet=True,
         redirect_stdouts=False,
         override_logging=False,

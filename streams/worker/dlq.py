@@ -17,10 +17,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.retry import backoff
 from streams.settings import Settings
 from streams.validate import Rejection
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.retry import backoff
+from streams.worker.telemetry import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Letter:
         return Letter(self.key, None, headers, self.source, self.reason, self.detail)
 
 
-# Stores letters Kafka refused for their size in ClickHouse (streams/sink.py: store_dead_letters).
+# Keeps letters Kafka refused for their size in ClickHouse (ClickHouseSink.store_dead_letters).
 Spill = Callable[[Sequence[Letter]], Awaitable[None]]
 
 

@@ -15,9 +15,9 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from streams.dlq import HEADER_ROOM
 from streams.errors import UserError
 from streams.settings import Settings
+from streams.worker.dlq import HEADER_ROOM
 
 # Tables an insert into readings writes (directly or through materialized views).
 DEDUPLICATED = ("readings", "latest", "readings_1m", "devices", "device_seq")

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from clickhouse_connect.driver.asyncclient import AsyncClient
 
-from streams.batch import COLUMNS, Batch, Identity
-from streams.dlq import LETTER_COLUMNS, Letter, letter_row
-from streams.retry import backoff
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.batch import COLUMNS, Batch, Identity
+from streams.worker.dlq import LETTER_COLUMNS, Letter, letter_row
+from streams.worker.retry import backoff
+from streams.worker.telemetry import WorkerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from streams.offsets import Intent, parse_intent
 from streams.settings import Settings
-from streams.worker_metrics import WorkerMetrics
+from streams.worker.intents import Intent, parse_intent
+from streams.worker.telemetry import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,9 @@ class CommitFailed(Exception):
 class KafkaSource:
     """Owns one consumer: poll, pause/resume, commit; reports rebalances as events."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        on_rebalance: Callable[[RebalanceEvent], None],
-        metrics: WorkerMetrics,
-    ) -> None:
+    def __init__(self, settings: Settings, metrics: WorkerMetrics) -> None:
         self.topic = settings.topic
-        self._on_rebalance = on_rebalance
+        self._on_rebalance: Callable[[RebalanceEvent], None] = _unsubscribed
         self._pending_commits: collections.deque[asyncio.Future[None]] = collections.deque()
         self._paused: set[int] = set()
         self._paused_since = 0.0
@@ -88,7 +83,9 @@ class KafkaSource:
             config["partition.assignment.strategy"] = "cooperative-sticky"
         self._consumer = Consumer(config)
 
-    def subscribe(self) -> None:
+    def subscribe(self, on_rebalance: Callable[[RebalanceEvent], None]) -> None:
+        """Join the group; ``on_rebalance`` hears of every assignment and revocation."""
+        self._on_rebalance = on_rebalance
         self._consumer.subscribe(
             [self.topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lost
         )
@@ -213,3 +210,7 @@ class KafkaSource:
 
     def _on_error(self, error: KafkaError) -> None:
         log.warning("kafka: %s", error)
+
+
+def _unsubscribed(event: RebalanceEvent) -> None:
+    raise RuntimeError(f"a rebalance before subscribe(): {event}")

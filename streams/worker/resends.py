@@ -17,13 +17,13 @@ import collections
 from collections.abc import Sequence
 from typing import Protocol
 
-from streams.batch import Batch, Identity
+from streams.worker.batch import Batch, Identity
 
 LOOKUP_CHUNK = 1000  # identities per query
 
 
 class Store(Protocol):
-    """What deciding needs of ClickHouse (streams/sink.py: ClickHouseSink)."""
+    """What deciding needs of ClickHouse (streams/worker/sink.py: ClickHouseSink)."""
 
     async def highest_seqs(self, devices: Sequence[str]) -> dict[str, int]: ...
 
