@@ -14,7 +14,6 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY scripts/install-venv.sh scripts/
 COPY streams/ streams/
 COPY api/ api/
-COPY devstack/ devstack/
 RUN sh scripts/install-venv.sh /opt/streamgauge/venv /src
 
 FROM ${PYTHON_IMAGE}

@@ -11,9 +11,9 @@ from api.auth import scope
 from api.cache import CACHE
 from api.errors import not_found
 from api.freshness import FRESHNESS, REQUEST_FRESHNESS, respond
-from api.queries import DEVICES_SQL, LATEST_SQL
 from api.reader import READER
 from api.times import iso_ms
+from streams.queries import DEVICES_SQL, LATEST_SQL
 
 routes = web.RouteTableDef()
 

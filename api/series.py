@@ -21,9 +21,9 @@ from api.cache import CACHE
 from api.devices import seen
 from api.errors import bad_parameter, not_found
 from api.freshness import FRESHNESS, REQUEST_FRESHNESS, respond
-from api.queries import RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 from api.reader import READER
 from api.times import iso
+from streams.queries import RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 
 routes = web.RouteTableDef()
 

@@ -42,11 +42,11 @@ import aiohttp
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from api.queries import LATEST_SQL
 from bench._results import write
 from devstack.daemon import free_port
 from streams import migrations, topics
 from streams.clickhouse import async_client, sync_client
+from streams.queries import LATEST_SQL
 from streams.settings import Settings
 
 METRICS = ("temperature_c", "humidity_pct", "battery_v", "rssi_dbm")

@@ -29,7 +29,7 @@ CONFLUENT_MAGIC = 0
 _VERSION_FILE = re.compile(r"^measurement\.v(\d+)\.avsc$")
 
 Record = dict[str, Any]
-DecodeReason = Literal["not_avro", "unknown_schema", "incompatible_schema"]
+DecodeReason = Literal["not_avro", "unknown_schema", "incompatible_schema"]  # streams/reasons.py
 UNKNOWN_ID_CACHE_SECONDS = 60.0
 
 

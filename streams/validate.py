@@ -4,40 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Literal
 
 from streams.codec import Record
-
-Reason = Literal[
-    "not_avro",  # not our wire format, or a corrupt Avro body
-    "unknown_schema",  # a fingerprint or registry id no shipped schema has
-    "incompatible_schema",  # a registry schema that does not resolve to a measurement record
-    "oversized",  # the message is larger than STREAMGAUGE_MAX_MESSAGE_BYTES
-    "too_many_readings",  # more readings than STREAMGAUGE_MAX_READINGS_PER_MESSAGE
-    "invalid_device_id",  # empty, too long, or characters outside [A-Za-z0-9._:-]
-    "invalid_metric",  # a metric name outside [a-z][a-z0-9_.]{0,63}
-    "non_finite_value",  # NaN or an infinity
-    "no_readings",  # the readings map is empty
-    "invalid_event_time",  # before 2001-01-01 (an unset clock) or far in the future
-    "invalid_seq",  # a negative sequence number
-    "rejected_by_clickhouse",  # ClickHouse refused this message's rows (its neighbours went in)
-]
-
-REASONS: tuple[Reason, ...] = Reason.__args__  # type: ignore[attr-defined]
+from streams.reasons import Rejection
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METRIC = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 EARLIEST_EVENT_MS = 978_307_200_000  # 2001-01-01T00:00:00Z
 _MAX_REMEMBERED_METRICS = 10_000
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why a message goes to the dead-letter topic instead of ClickHouse."""
-
-    reason: Reason
-    detail: str
 
 
 class Validator:

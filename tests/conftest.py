@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 from devstack import stack
 from streams import migrations, topics
 from streams.settings import Settings
+from tests.support.pipeline import migrate_up
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,3 @@ def pipeline(local_stack: Settings, unique: str) -> Iterator[Settings]:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
         future.result()
-
-
-def migrate_up(settings: Settings) -> None:
-    migrations.up(settings, say=lambda _line: None)

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from streams import settings
-from streams.cli import api, bench, dev, lag, migrate, simulate, topics, worker
+from streams.cli import bench, lag, migrate, simulate, topics, worker
 from streams.errors import UserError
 
-SUBCOMMANDS = [dev, topics, simulate, worker, migrate, api, lag, bench]
+SUBCOMMANDS: list[ModuleType] = [topics, simulate, worker, migrate, lag, bench]
+# Commands that live with the code they run, found by name so that streams imports neither:
+# the read API's (installed everywhere) and the local stack's (in a source checkout only).
+COMMANDS_ELSEWHERE = {"devstack.cli": 0, "api.cli": 5}  # module -> position in the list
+
+
+def commands() -> list[ModuleType]:
+    found = list(SUBCOMMANDS)
+    for name, position in COMMANDS_ELSEWHERE.items():
+        if importlib.util.find_spec(name.split(".")[0]) is not None:
+            found.insert(position, importlib.import_module(name))
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (STREAMGAUGE_LOG_LEVEL)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in SUBCOMMANDS:
+    for module in commands():
         module.register(subparsers)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import pkgutil
 from typing import Any
 
@@ -11,12 +12,13 @@ from streams.errors import UserError
 
 
 def available() -> list[str]:
-    try:
-        import bench
-    except ImportError:
+    spec = importlib.util.find_spec("bench")  # in a source checkout only, found by name
+    if spec is None or not spec.submodule_search_locations:
         return []
     return sorted(
-        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+        m.name
+        for m in pkgutil.iter_modules(spec.submodule_search_locations)
+        if not m.name.startswith("_")
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any, cast
 from confluent_kafka import Message
 
 from streams.codec import Record
-from streams.validate import Rejection
+from streams.reasons import Rejection
 
 COLUMNS = (
     "device_id",

@@ -17,8 +17,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streams.reasons import Rejection
 from streams.settings import Settings
-from streams.validate import Rejection
 from streams.worker.retry import backoff
 from streams.worker.telemetry import WorkerMetrics
 

@@ -24,7 +24,8 @@ from typing import Literal, Protocol, cast
 from confluent_kafka import Message
 
 from streams.codec import DecodeError, Decoder, Record, RegistryUnavailable
-from streams.validate import Rejection, Validator
+from streams.reasons import Rejection
+from streams.validate import Validator
 from streams.worker.batch import Batch
 from streams.worker.dlq import Letter
 from streams.worker.intents import Intent

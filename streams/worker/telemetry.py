@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 
 from streams.metrics import MetricName, counter, gauge, histogram
-from streams.validate import REASONS
+from streams.reasons import REASONS
 
 log = logging.getLogger(__name__)
 

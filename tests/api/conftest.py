@@ -22,9 +22,9 @@ from api.auth import hash_key, new_key
 from api.lag import LAG
 from streams import migrations
 from streams.settings import Settings
-from tests.conftest import migrate_up
 from tests.support import readings
 from tests.support.lagsource import FakeLagSource
+from tests.support.pipeline import migrate_up
 
 ApiClient = TestClient[web.Request, web.Application]
 StartApi = Callable[[Settings], Awaitable[ApiClient]]

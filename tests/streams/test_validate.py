@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from streams.codec import DecodeReason
+from streams.reasons import REASONS
 from streams.validate import Validator
 
 NOW_MS = 1_795_670_400_000
@@ -52,3 +54,8 @@ def test_a_metric_name_accepted_once_is_still_checked_for_its_value() -> None:
     rejection = validator.check({**GOOD, "readings": {"temperature_c": math.inf}}, NOW_MS)
     assert rejection is not None
     assert rejection.reason == "non_finite_value"
+
+
+def test_every_reason_raised_anywhere_is_in_the_one_catalogue() -> None:
+    decode_reasons = set(DecodeReason.__args__)  # type: ignore[attr-defined]
+    assert decode_reasons <= set(REASONS)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.settings import Settings
-from tests.support.fleet import committed, end_offsets, stored
+from tests.support.fleet import committed, count, end_offsets, stored
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,19 @@ def totals(settings: Settings) -> dict[str, int]:
 
 def _text(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else value or ""
+
+
+def drained(settings: Settings) -> bool:
+    return committed(settings) == end_offsets(settings)
+
+
+def positions(settings: Settings) -> dict[int, int]:
+    """Where the group resumes per partition (no commit yet, or an intent at 0, is 0)."""
+    return {partition: max(offset, 0) for partition, offset in committed(settings).items()}
+
+
+def assert_stored_exactly_once(settings: Settings, readings: int) -> None:
+    assert count(settings, "SELECT count() FROM readings FINAL") == readings
+    assert count(settings, "SELECT count() FROM readings") == readings, "an insert was repeated"
+    assert count(settings, "SELECT uniqExact(device_id, metric, seq) FROM readings") == readings
+    assert count(settings, "SELECT sum(count) FROM readings_1m") == readings

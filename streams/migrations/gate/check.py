@@ -24,7 +24,7 @@ from streams.migrations.gate.dataset import Dataset, DatasetSpec, sample_batches
 from streams.migrations.gate.figures import insert_figures, read_figures
 from streams.migrations.gate.inserts import Inserter, InsertRound
 from streams.migrations.gate.layout import set_merges, settle
-from streams.migrations.gate.queries import workload
+from streams.migrations.gate.read_queries import workload
 from streams.migrations.gate.reads import read_round
 from streams.migrations.gate.report import Report, judge
 from streams.migrations.gate.staging import Staging

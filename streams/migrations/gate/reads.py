@@ -13,7 +13,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from streams.migrations.gate.queries import Query
+from streams.migrations.gate.read_queries import Query
 from streams.migrations.runner import server_message
 
 SIDES = ("before", "after")

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from streams import migrations
-from streams.settings import REPO_ROOT, Settings
-
-SHIPPED = REPO_ROOT / "schemas" / "clickhouse"
-FIXTURES = Path(__file__).resolve().parent.parent / "migrations_fixtures"
-
-
-def migrations_dir(tmp_path: Path, *extra: str) -> Path:
-    """A copy of the shipped migrations, plus the fixture directories named."""
-    directory = tmp_path / "-".join(["migrations", *extra])
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in SHIPPED.glob("*.sql"):
-        shutil.copy(path, directory)
-    for name in extra:
-        for path in (FIXTURES / name).glob("*.sql"):
-            shutil.copy(path, directory)
-    return directory
+from streams.settings import Settings
+from tests.support.migrations import migrations_dir
 
 
 @pytest.fixture

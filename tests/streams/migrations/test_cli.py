@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from streams.cli import build_parser, main
-from tests.streams.migrations.conftest import SHIPPED
+from tests.support.migrations import SHIPPED
 
 
 def migrate_actions() -> dict[str, argparse.ArgumentParser]:

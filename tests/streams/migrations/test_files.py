@@ -8,7 +8,7 @@ import pytest
 
 from streams.errors import UserError
 from streams.migrations.files import load, split_statements
-from tests.streams.migrations.conftest import SHIPPED
+from tests.support.migrations import SHIPPED
 
 # Databases record these; a shipped migration's bytes must never change (add a new one).
 SHIPPED_CHECKSUMS = {

@@ -22,7 +22,7 @@ from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.migrations.runner import Runner
 from streams.settings import Settings
-from tests.streams.migrations.conftest import migrations_dir
+from tests.support.migrations import migrations_dir
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from streams.migrations.files import Migration, load
 from streams.migrations.ledger import _TABLES
 from streams.migrations.render import REPLICA_PATH, Renderer
 from streams.settings import Settings
-from tests.streams.migrations.conftest import FIXTURES, SHIPPED
+from tests.support.migrations import FIXTURES, SHIPPED
 
 CLUSTER = Renderer("streamgauge")
 _ENGINE = re.compile(r"ENGINE = (\w+)")

@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from streams import topics
 from streams.codec import Encoder, Record, load_versions
-from streams.settings import Settings
+from streams.settings import REPO_ROOT, Settings
 from tests.support.accounting import Expect, audit, dead_letters, kept_in_clickhouse, totals
 from tests.support.fleet import committed, count, stored
 from tests.support.registry import RegistryStub
@@ -26,7 +26,7 @@ from tests.support.workers import Workers, wait_until
 
 pytestmark = pytest.mark.integration
 
-VERSIONS = load_versions(Path(__file__).resolve().parents[2] / "schemas" / "avro")
+VERSIONS = load_versions(REPO_ROOT / "schemas" / "avro")
 LATEST = VERSIONS[-1]
 NOW_MS = int(time.time() * 1000)
 OTHER_RECORD = {"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]}

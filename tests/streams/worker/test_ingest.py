@@ -7,12 +7,12 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 from confluent_kafka import Message
 
 from streams.codec import Decoder, Encoder, load_versions
+from streams.settings import REPO_ROOT
 from streams.validate import Validator
 from streams.worker.batch import Batch, Identity
 from streams.worker.dlq import Letter
@@ -23,7 +23,7 @@ from streams.worker.sink import Unstorable
 from streams.worker.source import Assigned, CommitFailed, Revoked
 from streams.worker.telemetry import WorkerMetrics
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+SCHEMAS = REPO_ROOT / "schemas" / "avro"
 VERSIONS = load_versions(SCHEMAS)
 ENCODER = Encoder(VERSIONS[-1])
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from devstack import stack
-from streams import mainjob
+from devstack import mainjob, stack
 from streams.settings import Settings
 
 

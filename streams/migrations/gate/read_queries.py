@@ -1,6 +1,6 @@
 """The gate's read workload: the read API's queries and the analysts' documented ones.
 
-The API's SQL is imported from api/queries.py; the analysts' is docs/tables.md's SQL blocks
+The API's SQL is imported from streams/queries.py; the analysts' is docs/tables.md's SQL blocks
 with their literals as parameters (a test keeps them equal).
 """
 
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from api.queries import DEVICES_SQL, LATEST_SQL, RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 from streams.migrations.gate.dataset import Dataset
+from streams.queries import DEVICES_SQL, LATEST_SQL, RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 
-# The read API's own SQL (api/queries.py): what the gate measures is what the API runs.
+# The read API's own SQL (streams/queries.py): what the gate measures is what the API runs.
 API_LATEST = LATEST_SQL  # GET /v1/devices/{device_id}/latest
 API_DEVICES = DEVICES_SQL  # GET /v1/devices
 API_SERIES = ROLLUP_SQL  # GET /v1/devices/{id}/series, step of whole minutes

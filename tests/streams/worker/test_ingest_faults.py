@@ -16,27 +16,12 @@ from confluent_kafka import Consumer, TopicPartition
 from devstack.clickhouse_local import LocalClickHouse
 from devstack.daemon import free_port
 from streams.settings import Settings
-from tests.conftest import migrate_up
-from tests.support.fleet import SteadyProducer, committed, count, end_offsets, produce
+from tests.support.accounting import assert_stored_exactly_once, drained, positions
+from tests.support.fleet import SteadyProducer, count, produce
+from tests.support.pipeline import migrate_up
 from tests.support.workers import Workers, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def drained(settings: Settings) -> bool:
-    return committed(settings) == end_offsets(settings)
-
-
-def positions(settings: Settings) -> dict[int, int]:
-    """Where the group resumes per partition (no commit yet, or an intent at 0, is 0)."""
-    return {partition: max(offset, 0) for partition, offset in committed(settings).items()}
-
-
-def assert_stored_exactly_once(settings: Settings, readings: int) -> None:
-    assert count(settings, "SELECT count() FROM readings FINAL") == readings
-    assert count(settings, "SELECT count() FROM readings") == readings, "an insert was repeated"
-    assert count(settings, "SELECT uniqExact(device_id, metric, seq) FROM readings") == readings
-    assert count(settings, "SELECT sum(count) FROM readings_1m") == readings
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from streams.migrations.gate import queries
+from streams.migrations.gate import read_queries as queries
 from streams.migrations.gate.dataset import Dataset, DatasetSpec
 from streams.migrations.gate.staging import staging_server
 from streams.settings import REPO_ROOT, Settings

@@ -21,7 +21,7 @@ from bench.catchup import metric_sum, run_scenario, scrape, settled_rebalances
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams.settings import Settings
-from tests.streams.test_ingest_faults import assert_stored_exactly_once, drained
+from tests.support.accounting import assert_stored_exactly_once, drained
 from tests.support.fleet import SteadyProducer, committed, count
 from tests.support.workers import Workers, wait_until
 
