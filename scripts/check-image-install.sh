@@ -112,8 +112,9 @@ env -i "${image_env[@]}" python - "$context" <<'PY'
 import sys
 from pathlib import Path
 
+import importlib.util
+
 import api
-import devstack
 import streams
 from streams import migrations
 from streams.codec import load_versions
@@ -124,7 +125,10 @@ assert load_versions(settings.schemas_dir), f"no Avro schema in {settings.schema
 assert migrations.load(settings.migrations_dir), f"no migration in {settings.migrations_dir}"
 context = Path(sys.argv[1])
 missing = []
-for package in (streams, api, devstack):
+# The development tools stay out of the image.
+assert importlib.util.find_spec("devstack") is None, "the image holds devstack"
+assert importlib.util.find_spec("bench") is None, "the image holds bench"
+for package in (streams, api):
     source, installed = Path(package.__file__).parent, context / package.__name__
     assert source.is_relative_to(sys.prefix), f"{package.__name__} imported from {source}"
     for path in installed.rglob("*"):
