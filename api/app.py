@@ -47,7 +47,9 @@ def create_app(settings: Settings) -> web.Application:
         settings.topic,
         settings.lag_refresh_seconds,
     )
-    app[FRESHNESS] = FreshnessSource(app[LAG], settings.lag_slo_seconds)
+    app[FRESHNESS] = FreshnessSource(
+        app[LAG], settings.lag_slo_seconds, settings.api_partition_window_seconds
+    )
     for resource in RESOURCES:
         app.router.add_routes(resource.routes)
     app.cleanup_ctx.append(clickhouse_client)
