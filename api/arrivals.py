@@ -49,11 +49,11 @@ class Arrivals:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Sequence[Any]]) -> Arrivals:
-        """From ARRIVALS_SQL: (topic-wide, partition, first event, last event, first stored,
-        last stored), times in Unix milliseconds."""
+        """From ARRIVALS_SQL's rows about one device and the partitions (device ``''``):
+        (device, partition, first event, last event, first stored, last stored), in Unix ms."""
         device, first_stored = [], {}
-        for topic_wide, partition, first_ms, last_ms, stored_first_ms, stored_last_ms in rows:
-            if topic_wide:
+        for device_id, partition, first_ms, last_ms, stored_first_ms, stored_last_ms in rows:
+            if device_id == "":
                 first_stored[int(partition)] = stored_first_ms / 1000
             else:
                 device.append(

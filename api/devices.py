@@ -10,11 +10,12 @@ from aiohttp import web
 
 from api import cursor, params
 from api.arrivals import Arrivals
+from api.arrivals_lookup import ARRIVALS
 from api.auth import scope
 from api.cache import CACHE
 from api.errors import ApiError, not_found
 from api.freshness import FRESHNESS, REQUEST_FRESHNESS, Freshness, respond
-from api.queries import ARRIVALS_SQL, DEVICES_SQL, LATEST_SQL
+from api.queries import DEVICES_SQL, LATEST_SQL
 from api.reader import READER
 from api.times import iso_ms
 
@@ -100,11 +101,9 @@ async def with_freshness(
 
 async def device_freshness(request: web.Request, device_id: str) -> Freshness:
     """The device's freshness, kept on the request so that error answers carry it too."""
-    reader = request.app[READER]
+    lookup = request.app[ARRIVALS]
     try:
-        answer = await request.app[CACHE].get(
-            "arrivals", device_id, lambda: reader.rows(ARRIVALS_SQL, {"device_id": device_id})
-        )
+        answer = await request.app[CACHE].get("arrivals", device_id, lambda: lookup.rows(device_id))
         arrivals = Arrivals.from_rows(answer.value)
     except ApiError as error:
         if error.status < 500:

@@ -9,14 +9,15 @@ WHERE device_id = {device_id:String}
 ORDER BY metric
 """
 
-# Freshness of a device's answers (api/arrivals.py): the partitions its readings arrived on,
-# and (device_id '') when each partition's first reading was stored. Times in Unix ms.
+# Freshness of device answers (api/arrivals.py), for a batch of devices: the partitions their
+# readings arrived on, and (device_id '') when each partition's first reading was stored.
+# Times in Unix ms.
 ARRIVALS_SQL = """
-SELECT device_id = '' AS topic_wide, source_partition,
+SELECT device_id, source_partition,
        toUnixTimestamp64Milli(min(first_event)), toUnixTimestamp64Milli(max(last_event)),
        toUnixTimestamp64Milli(min(first_stored)), toUnixTimestamp64Milli(max(last_stored))
 FROM device_partitions
-WHERE device_id IN ('', {device_id:String})
+WHERE device_id IN {devices:Array(String)}
 GROUP BY device_id, source_partition
 """
 

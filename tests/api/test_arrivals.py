@@ -74,9 +74,9 @@ def test_a_young_topic_counts_no_partition_as_added() -> None:
 
 def test_rows_of_the_query_become_the_device_and_the_topics_figures() -> None:
     rows = [
-        (1, 0, 1_000, 9_000, 5_000, 9_500),
-        (1, 1, 2_000, 8_000, 6_000, 8_500),
-        (0, 1, 2_000, 8_000, 6_000, 8_500),
+        ("", 0, 1_000, 9_000, 5_000, 9_500),
+        ("", 1, 2_000, 8_000, 6_000, 8_500),
+        ("dev-000001", 1, 2_000, 8_000, 6_000, 8_500),
     ]
     arrivals = Arrivals.from_rows(rows)
     assert arrivals.first_stored == {0: 5.0, 1: 6.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -52,6 +53,16 @@ async def test_latest_is_each_metrics_last_reading_with_the_freshness_of_its_rea
     assert freshness["clickhouse"] == "ok"
     assert headers["X-Streamgauge-Lag-Seconds"] == f"{LAGS[partition]:.3f}"
     assert headers["X-Streamgauge-Stale"] == "false"
+
+
+async def test_devices_asked_for_at_once_each_get_their_own_partitions_lag(
+    api: ApiClient,
+) -> None:
+    answers = await asyncio.gather(*(get(api, f"/v1/devices/{d}/latest") for d in DEVICES * 3))
+    for device, (status, body, _) in zip(DEVICES * 3, answers, strict=True):
+        assert status == 200
+        assert body["freshness"]["partitions"] == [PARTITION_OF[device]], device
+        assert body["freshness"]["lag_seconds"] == LAGS[PARTITION_OF[device]]
 
 
 async def test_a_device_never_seen_is_404_with_the_worst_partitions_freshness(
