@@ -17,6 +17,7 @@ from aiohttp import web
 
 from api import dashboard, devices, fleet, health, openapi, series
 from api import metrics as metrics_routes
+from api.arrivals_lookup import ARRIVALS, ArrivalsLookup
 from api.auth import KEYRING, KeyRing, auth_middleware, parse_keys
 from api.cache import CACHE, AnswerCache
 from api.errors import errors_middleware
@@ -47,7 +48,9 @@ def create_app(settings: Settings) -> web.Application:
         settings.topic,
         settings.lag_refresh_seconds,
     )
-    app[FRESHNESS] = FreshnessSource(app[LAG], settings.lag_slo_seconds)
+    app[FRESHNESS] = FreshnessSource(
+        app[LAG], settings.lag_slo_seconds, settings.api_partition_window_seconds
+    )
     for resource in RESOURCES:
         app.router.add_routes(resource.routes)
     app.cleanup_ctx.append(clickhouse_client)
@@ -67,7 +70,9 @@ async def clickhouse_client(app: web.Application) -> AsyncIterator[None]:
     """The process's ClickHouse client; it connects on first use, so the API starts (and
     /readyz says why it is not ready) while ClickHouse is down."""
     app[READER] = reader = Reader(app[SETTINGS])
+    app[ARRIVALS] = arrivals = ArrivalsLookup(reader)
     yield
+    await arrivals.close()
     await reader.close()
 
 

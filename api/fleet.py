@@ -57,7 +57,7 @@ async def fleet(request: web.Request) -> web.Response:
     else:
         body["ingest"] = [_minute(at, readings, now) for at, readings in answer.value]
         freshness = answer.freshness(freshness, now)
-    body.update(_lag(request.app[LAG], now - minutes * 60))
+    body.update(_lag(request.app[LAG], now, minutes * 60))
     return respond(body, freshness)
 
 
@@ -70,14 +70,14 @@ def _minute(at: int, readings: int, now: float) -> dict[str, Any]:
     }
 
 
-def _lag(poller: LagPoller, since: float) -> dict[str, Any]:
+def _lag(poller: LagPoller, now: float, seconds: float) -> dict[str, Any]:
     view = poller.view()
     partitions = []
     if view.status is not None:
         partitions = [
             {
                 "partition": p.partition,
-                "lag_seconds": p.lag_seconds,
+                "lag_seconds": _round(p.seconds_at(now)),
                 "lag_messages": p.lag_messages,
                 "status": p.status,
                 "committed_offset": p.committed_offset,
@@ -91,6 +91,10 @@ def _lag(poller: LagPoller, since: float) -> dict[str, Any]:
             "lag_seconds": [lags.get(p) for p in range(max(lags, default=-1) + 1)],
         }
         for at, lags in poller.history
-        if at >= since
+        if at >= now - seconds
     ]
     return {"partitions": partitions, "lag_history": history}
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

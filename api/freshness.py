@@ -1,23 +1,26 @@
 """Freshness: how late the data in an answer may be, carried by every answer.
 
-A device's freshness is the current lag, in seconds, of the partition its messages go to (the
-murmur2 partitioner the producers use) as the lag exporter reports it. ``stale`` is true when
-that lag plus the age of the answer exceeds the SLO; when the lag is unknown both are null and
-``detail`` says why. The same figures travel in the X-Streamgauge-Lag-Seconds and
-X-Streamgauge-Stale headers.
+A device's freshness is the lag, in seconds, of the partitions its messages may be waiting on
+— those its readings really arrived on (api/arrivals.py), whatever partitioner its producer
+uses — the worst of them, as the lag exporter reports it and aged to the moment of the answer.
+``stale`` is true when that lag plus the age of the answer exceeds the SLO; when the lag is
+unknown both are null and ``detail`` says why. The same figures travel in the
+X-Streamgauge-Lag-Seconds and X-Streamgauge-Stale headers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
 
-from api.lag import LagPoller, LagStatus, PartitionLag
+from api.arrivals import Arrivals, Basis, Candidates, candidates
+from api.lag import LagPoller, LagStatus
 from api.times import iso
-from streams.partitioner import partition_for
 
 Source = Literal["lag-exporter", "unavailable"]
 ClickHouseState = Literal["ok", "timeout", "unavailable"]
@@ -31,7 +34,9 @@ class Freshness:
     source: Source
     lag_seconds: float | None = None
     lag_messages: int | None = None
-    partition: int | None = None
+    partition: int | None = None  # the partition whose lag this is
+    partitions: tuple[int, ...] | None = None  # a device's candidate partitions
+    partitions_basis: Basis = "topic"
     partition_status: str | None = None
     lag_refreshed_at: float | None = None
     read_at: float | None = None  # when the answer's data was read from ClickHouse
@@ -70,6 +75,8 @@ class Freshness:
             "slo_seconds": self.slo_seconds,
             "age_seconds": round(self.age_seconds, 3),
             "partition": self.partition,
+            "partitions": None if self.partitions is None else list(self.partitions),
+            "partitions_basis": self.partitions_basis,
             "partition_status": self.partition_status,
             "source": self.source,
             "lag_refreshed_at": None
@@ -92,52 +99,72 @@ REQUEST_FRESHNESS = web.RequestKey("freshness", Freshness)  # error answers carr
 
 
 class FreshnessSource:
-    """Freshness of a device (its partition) or of the whole topic (its worst partition)."""
+    """Freshness of a device (its candidate partitions) or of the whole topic (every one)."""
 
-    def __init__(self, lag: LagPoller, slo_seconds: float) -> None:
+    def __init__(
+        self,
+        lag: LagPoller,
+        slo_seconds: float,
+        window_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.lag = lag
         self.slo_seconds = slo_seconds
+        self.window_seconds = window_seconds
+        self.clock = clock
 
-    def for_device(self, device_id: str) -> Freshness:
+    def for_device(self, arrivals: Arrivals) -> Freshness:
         view = self.lag.view()
         if view.status is None:
             return self._unavailable(view.detail)
-        status = view.status
-        partition = partition_for(device_id, status.partition_count)
-        lag = status.partitions.get(partition)
-        if lag is None:
-            return self._unavailable(f"the lag exporter reports no partition {partition}")
-        return self._from(status, lag, partition)
+        chosen = candidates(arrivals, view.status.partitions, self.window_seconds)
+        return self._worst(view.status, chosen)
 
     def for_topic(self) -> Freshness:
         view = self.lag.view()
         if view.status is None:
             return self._unavailable(view.detail)
-        status = view.status
-        known = [p for p in status.partitions.values() if p.lag_seconds is not None]
-        if not known or len(known) < len(status.partitions):
-            return self._unavailable("the lag exporter knows no lag for some partitions")
-        worst = max(known, key=lambda p: p.lag_seconds or 0.0)
+        everything = Candidates(frozenset(view.status.partitions), "topic")
         return dataclasses.replace(
-            self._from(status, worst, None),
-            lag_messages=sum(p.lag_messages or 0 for p in status.partitions.values()),
+            self._worst(view.status, everything),
+            partition=None,
+            partitions=None,
             partition_status=None,
         )
 
-    def _from(self, status: LagStatus, lag: PartitionLag, partition: int | None) -> Freshness:
+    def _worst(self, status: LagStatus, chosen: Candidates) -> Freshness:
+        numbers = tuple(sorted(chosen.partitions))
+        known = {p: lag for p, lag in status.partitions.items() if lag.lag_seconds is not None}
+        unknown = [str(p) for p in numbers if p not in known]
+        if not numbers or unknown:
+            which = f"partition {', '.join(unknown)}" if unknown else "any partition"
+            return dataclasses.replace(
+                self._unavailable(f"the lag exporter reports no lag for {which}"),
+                partitions=numbers,
+                partitions_basis=chosen.basis,
+            )
+        now = self.clock()
+        lags = [status.partitions[p] for p in numbers]
+        worst = max(lags, key=lambda p: (p.seconds_at(now) or 0.0, -p.partition))
         return Freshness(
             slo_seconds=self.slo_seconds,
             source="lag-exporter",
-            lag_seconds=lag.lag_seconds,
-            lag_messages=lag.lag_messages,
-            partition=partition,
-            partition_status=lag.status,
+            lag_seconds=_round(worst.seconds_at(now)),
+            lag_messages=sum(p.lag_messages or 0 for p in lags),
+            partition=worst.partition,
+            partitions=numbers,
+            partitions_basis=chosen.basis,
+            partition_status=worst.status,
             lag_refreshed_at=status.refreshed_at,
-            detail=None if lag.lag_seconds is not None else "the exporter reports no lag here",
+            detail=chosen.reason,
         )
 
     def _unavailable(self, detail: str | None) -> Freshness:
         return Freshness(self.slo_seconds, "unavailable", detail=detail)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 FRESHNESS = web.AppKey("freshness", FreshnessSource)

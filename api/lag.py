@@ -9,11 +9,13 @@ The contract (``streamgauge lag-exporter``, STREAMGAUGE_API_LAG_URL)::
                              "partitions": [{"partition": 0, "start_offset": 0,
                                              "end_offset": 100, "committed_offset": 90,
                                              "lag_messages": 10, "lag_seconds": 0.5,
+                                             "oldest_unconsumed_at_unix": 1795670399.6,
                                              "status": "OK"}]}]}]}
 
 The API keeps the entry of its consumer group and topic. A status that is missing, malformed
 or older than a few of the exporter's refresh intervals is *unavailable*: freshness then says
-so, never a made-up zero.
+so, never a made-up zero. A partition's lag in seconds is its oldest unconsumed message's age
+when an answer is made (``seconds_at``), not when the exporter refreshed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ class PartitionLag:
     status: str
     committed_offset: int | None
     end_offset: int | None
+    oldest_at: float | None = None  # Unix time of the oldest unconsumed message, if any
+
+    def seconds_at(self, now: float) -> float | None:
+        """The lag at ``now``: the oldest unconsumed message's age then; None when unknown."""
+        if self.lag_seconds is None or self.oldest_at is None:
+            return self.lag_seconds
+        return max(self.lag_seconds, now - self.oldest_at)
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,6 @@ class LagStatus:
 
     refreshed_at: float  # Unix seconds
     partitions: Mapping[int, PartitionLag]
-
-    @property
-    def partition_count(self) -> int:
-        return max(self.partitions) + 1 if self.partitions else 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ def _partition(entry: Mapping[str, Any]) -> PartitionLag:
         status=str(entry.get("status") or "UNKNOWN"),
         committed_offset=_optional(int, entry.get("committed_offset")),
         end_offset=_optional(int, entry.get("end_offset")),
+        oldest_at=_optional(float, entry.get("oldest_unconsumed_at_unix")),
     )
 
 

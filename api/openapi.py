@@ -41,9 +41,10 @@ SCHEMAS: dict[str, Any] = {
             {
                 "lag_seconds": {
                     "type": ["number", "null"],
-                    "description": "Current lag of the partition the device's messages go to "
-                    "(for listings: of the worst partition), from the lag exporter; null when "
-                    "unknown, never a made-up zero.",
+                    "description": "Current lag of the worst of the partitions the device's "
+                    "messages may be waiting on (`partitions`; for listings: of the worst "
+                    "partition), from the lag exporter, aged to this answer; null when unknown, "
+                    "never a made-up zero.",
                 },
                 "lag_messages": {"type": ["integer", "null"]},
                 "stale": {
@@ -59,7 +60,24 @@ SCHEMAS: dict[str, Any] = {
                     "(the short-TTL cache; longer when an earlier answer stands in for a "
                     "failed query).",
                 },
-                "partition": {"type": ["integer", "null"]},
+                "partition": {
+                    "type": ["integer", "null"],
+                    "description": "The partition whose lag this is (null for listings).",
+                },
+                "partitions": {
+                    "type": ["array", "null"],
+                    "items": {"type": "integer", "minimum": 0},
+                    "description": "The partitions the device's messages may be waiting on, "
+                    "from where its readings arrived (null for listings).",
+                },
+                "partitions_basis": {
+                    "enum": ["readings", "spread", "not-stored-yet", "unknown", "topic"],
+                    "description": "Why those partitions: `readings`, those its readings "
+                    "arrived on lately, plus partitions added to the topic since; every "
+                    "partition when its readings arrive on several at once (`spread`), when "
+                    "none is stored yet (`not-stored-yet`) or when ClickHouse could not say "
+                    "(`unknown`); `topic` for listings.",
+                },
                 "partition_status": {
                     "type": ["string", "null"],
                     "description": "The lag exporter's status: OK, WARN, STALL, STOP, REWIND.",

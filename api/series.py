@@ -18,9 +18,9 @@ from aiohttp import web
 from api import params
 from api.auth import scope
 from api.cache import CACHE
-from api.devices import seen
+from api.devices import seen, with_freshness
 from api.errors import bad_parameter, not_found
-from api.freshness import FRESHNESS, REQUEST_FRESHNESS, respond
+from api.freshness import respond
 from api.reader import READER
 from api.times import iso
 from streams.queries import RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
@@ -89,7 +89,6 @@ async def series(request: web.Request) -> web.Response:
             f"{window.points} points asked for, at most {MAX_POINTS}; use a step of at least "
             f"{smallest} s or a shorter range.",
         )
-    freshness = request[REQUEST_FRESHNESS] = request.app[FRESHNESS].for_device(device_id)
     reader = request.app[READER]
     arguments = {
         "device_id": device_id,
@@ -98,10 +97,14 @@ async def series(request: web.Request) -> web.Response:
         "end": window.end,
         "step": step,
     }
-    answer = await request.app[CACHE].get(
-        "series",
-        (device_id, metric, window, agg),
-        lambda: reader.rows(window.sql(agg), arguments),
+    answer, freshness = await with_freshness(
+        request,
+        device_id,
+        request.app[CACHE].get(
+            "series",
+            (device_id, metric, window, agg),
+            lambda: reader.rows(window.sql(agg), arguments),
+        ),
     )
     if not answer.value and not await seen(request, device_id):
         raise not_found(f"Device {device_id!r} has never been seen.")

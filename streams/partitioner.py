@@ -1,8 +1,9 @@
-"""Which partition a device's messages go to: Kafka's default (murmur2) keyed partitioner.
+"""Kafka's Java default keyed partitioner (murmur2), the one streamgauge's producer uses.
 
 The producer library configures librdkafka with ``murmur2_random``, the Java client's
-default, so devices publishing from any language land on the same partition for the same id;
-the read API uses this to find the partition whose lag is the device's freshness.
+default. Nothing relies on it downstream: fleets may use any partitioner, and the read API
+follows the partitions a device's readings really arrived on (api/arrivals.py). Tests and
+benchmarks use it to know where streamgauge's producer puts a device.
 """
 
 from __future__ import annotations

@@ -9,6 +9,18 @@ WHERE device_id = {device_id:String}
 ORDER BY metric
 """
 
+# Freshness of device answers (api/arrivals.py), for a batch of devices: the partitions their
+# readings arrived on, and (device_id '') when each partition's first reading was stored.
+# Times in Unix ms.
+ARRIVALS_SQL = """
+SELECT device_id, source_partition,
+       toUnixTimestamp64Milli(min(first_event)), toUnixTimestamp64Milli(max(last_event)),
+       toUnixTimestamp64Milli(min(first_stored)), toUnixTimestamp64Milli(max(last_stored))
+FROM device_partitions
+WHERE device_id IN {devices:Array(String)}
+GROUP BY device_id, source_partition
+"""
+
 # GET /v1/devices
 DEVICES_SQL = """
 SELECT device_id,

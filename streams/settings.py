@@ -138,6 +138,12 @@ class Settings:
     api_cache_seconds: float = _setting(
         2.0, "How long the read API reuses an answer (absorbs dashboard polling); 0 disables."
     )
+    api_partition_window_seconds: float = _setting(
+        600.0,
+        "A device's freshness counts each partition its readings arrived on within this long "
+        "of its newest one, and partitions added to the topic up to this long before that "
+        "(keep it above the producers' metadata refresh, 5 min by default; docs/api.md).",
+    )
 
     # Migrations and their staging gate (docs/migrations.md)
     migrations_dir: Path = _setting(

@@ -82,6 +82,7 @@ function freshnessOf(f) {
   const problems = [];
   if (f.clickhouse !== "ok") problems.push(`ClickHouse ${f.clickhouse}`);
   if (f.detail) problems.push(f.detail);
+  if (f.partitions && f.partitions.length) problems.push(`partitions ${f.partitions.join(", ")}`);
   if (f.stale === null) {
     return { cls: "unknown", text: "Freshness unknown", detail: problems.join(" · ") };
   }

@@ -1,7 +1,8 @@
 """The exporter's Prometheus metrics, built from the last published refresh at each scrape.
 
 A custom collector rather than long-lived gauges: the series are exactly the partitions of
-the last successful refresh, so those of deleted topics or vanished groups disappear.
+the last successful refresh, so those of deleted topics or vanished groups disappear. Lag in
+seconds is the oldest unconsumed message's age at the scrape, not at the refresh.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class LagCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._state.snapshot
         if snapshot is not None:
-            yield from _partitions(snapshot)
+            yield from _partitions(snapshot, self._state.clock())
             yield from _groups(snapshot)
         yield from self._exporter(snapshot)
 
@@ -56,7 +57,7 @@ class LagCollector(Collector):
         yield from (last, duration, errors, requests)
 
 
-def _partitions(snapshot: Snapshot) -> Iterator[Metric]:
+def _partitions(snapshot: Snapshot, now: float) -> Iterator[Metric]:
     messages = gauge("streamgauge_consumer_lag_messages")
     seconds = gauge("streamgauge_consumer_lag_seconds")
     committed = gauge("streamgauge_consumer_committed_offset")
@@ -69,7 +70,8 @@ def _partitions(snapshot: Snapshot) -> Iterator[Metric]:
             for p in topic.partitions:
                 labels = [group.group, topic.topic, str(p.partition)]
                 messages.add_metric(labels, p.lag_messages)
-                seconds.add_metric(labels, math.nan if p.lag_seconds is None else p.lag_seconds)
+                age = p.seconds_at(now)
+                seconds.add_metric(labels, math.nan if age is None else age)
                 offset = p.committed_offset
                 committed.add_metric(labels, -1 if offset is None else offset)
                 for s in Status:

@@ -56,6 +56,7 @@ class Refresher:
                 committed_offset=backlog.committed,
                 lag_messages=backlog.messages,
                 lag_seconds=_seconds(reading, key, backlog),
+                oldest_timestamp=_oldest_timestamp(reading, key, backlog),
                 status=statuses[key],
                 commit_metadata=_metadata(commits.get(key)),
                 owner=group.owners.get(key[1]),
@@ -85,6 +86,14 @@ def _seconds(reading: Reading, key: Key, backlog: Backlog) -> float | None:
     if position not in reading.timestamps:
         return None
     return backlog.seconds(reading.at, reading.timestamps[position])
+
+
+def _oldest_timestamp(reading: Reading, key: Key, backlog: Backlog) -> float | None:
+    """Unix time of the oldest unconsumed message; None when none waits or it was not read."""
+    if backlog.oldest is None:
+        return None
+    timestamp = reading.timestamps.get(Position(key[1].topic, key[1].partition, backlog.oldest))
+    return None if timestamp is None else timestamp / 1000
 
 
 def _topics(partitions: Iterable[tuple[str, PartitionLag]]) -> tuple[TopicLag, ...]:

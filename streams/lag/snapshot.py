@@ -1,7 +1,8 @@
 """The result of one lag refresh, and its JSON form: the ``/status`` contract.
 
 The read API depends on the document's shape (docs/design/lag.md); fields may be added,
-never renamed or removed.
+never renamed or removed. Lag in seconds is the age of the oldest unconsumed message when it
+is read (``seconds_at``), from the timestamp the refresh fetched, not as of the refresh.
 """
 
 from __future__ import annotations
@@ -21,11 +22,18 @@ class PartitionLag:
     end_offset: int
     committed_offset: int | None  # None: never committed (lag counts from start_offset)
     lag_messages: int
-    lag_seconds: float | None  # None: the oldest unconsumed message could not be read in time
+    lag_seconds: float | None  # at the refresh; None: its oldest unconsumed message not read
     status: Status
     commit_metadata: str
     owner: str | None  # "client-id@host" of the member the partition is assigned to
     last_commit_seen_at: float  # Unix time of the refresh that first saw the current commit
+    oldest_timestamp: float | None = None  # Unix time of the oldest unconsumed message, if any
+
+    def seconds_at(self, now: float) -> float | None:
+        """Age at ``now`` of the oldest unconsumed message; 0 caught up; None when unknown."""
+        if self.lag_seconds is None or self.oldest_timestamp is None:
+            return self.lag_seconds
+        return max(self.lag_seconds, now - self.oldest_timestamp)
 
 
 @dataclass(frozen=True)
@@ -37,9 +45,8 @@ class TopicLag:
     def lag_messages(self) -> int:
         return sum(p.lag_messages for p in self.partitions)
 
-    @property
-    def lag_seconds(self) -> float | None:
-        return _oldest(p.lag_seconds for p in self.partitions)
+    def seconds_at(self, now: float) -> float | None:
+        return _oldest(p.seconds_at(now) for p in self.partitions)
 
     @property
     def status(self) -> Status:
@@ -57,9 +64,8 @@ class GroupLag:
     def lag_messages(self) -> int:
         return sum(t.lag_messages for t in self.topics)
 
-    @property
-    def lag_seconds(self) -> float | None:
-        return _oldest(t.lag_seconds for t in self.topics)
+    def seconds_at(self, now: float) -> float | None:
+        return _oldest(t.seconds_at(now) for t in self.topics)
 
     @property
     def status(self) -> Status:
@@ -81,50 +87,56 @@ def _oldest(ages: Iterable[float | None]) -> float | None:
 
 
 def status_document(
-    snapshot: Snapshot | None, error: str | None, interval: float
+    snapshot: Snapshot | None, error: str | None, interval: float, now: float | None = None
 ) -> dict[str, Any]:
-    """The ``/status`` JSON: the last successful refresh, and whether the latest one failed."""
+    """The ``/status`` JSON: the last successful refresh, and whether the latest one failed.
+
+    Lag in seconds is as of ``now`` (default: the refresh time).
+    """
+    at = now if now is not None else snapshot.refreshed_at if snapshot else 0.0
     return {
         "refreshed_at": _iso(snapshot.refreshed_at) if snapshot else None,
         "refreshed_at_unix": round(snapshot.refreshed_at, 3) if snapshot else None,
         "refresh_seconds": round(snapshot.duration, 4) if snapshot else None,
         "refresh_interval_seconds": interval,
+        "lag_at_unix": round(at, 3) if snapshot else None,
         "healthy": error is None,
         "error": error,
-        "groups": [_group(g) for g in snapshot.groups] if snapshot else [],
+        "groups": [_group(g, at) for g in snapshot.groups] if snapshot else [],
     }
 
 
-def _group(group: GroupLag) -> dict[str, Any]:
+def _group(group: GroupLag, now: float) -> dict[str, Any]:
     return {
         "group": group.group,
         "state": group.state,
         "members": group.members,
         "status": group.status.value,
         "lag_messages": group.lag_messages,
-        "lag_seconds": _seconds(group.lag_seconds),
-        "topics": [_topic(t) for t in group.topics],
+        "lag_seconds": _seconds(group.seconds_at(now)),
+        "topics": [_topic(t, now) for t in group.topics],
     }
 
 
-def _topic(topic: TopicLag) -> dict[str, Any]:
+def _topic(topic: TopicLag, now: float) -> dict[str, Any]:
     return {
         "topic": topic.topic,
         "lag_messages": topic.lag_messages,
-        "lag_seconds": _seconds(topic.lag_seconds),
+        "lag_seconds": _seconds(topic.seconds_at(now)),
         "status": topic.status.value,
-        "partitions": [_partition(p) for p in topic.partitions],
+        "partitions": [_partition(p, now) for p in topic.partitions],
     }
 
 
-def _partition(p: PartitionLag) -> dict[str, Any]:
+def _partition(p: PartitionLag, now: float) -> dict[str, Any]:
     return {
         "partition": p.partition,
         "start_offset": p.start_offset,
         "end_offset": p.end_offset,
         "committed_offset": p.committed_offset,
         "lag_messages": p.lag_messages,
-        "lag_seconds": _seconds(p.lag_seconds),
+        "lag_seconds": _seconds(p.seconds_at(now)),
+        "oldest_unconsumed_at_unix": _seconds(p.oldest_timestamp),
         "status": p.status.value,
         "commit_metadata": p.commit_metadata,
         "owner": p.owner,

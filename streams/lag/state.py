@@ -21,7 +21,7 @@ class ExporterState:
         self.last_error: str | None = NOT_YET
         self.last_duration = 0.0
         self.failures = 0
-        self._clock = clock
+        self.clock = clock
 
     def succeeded(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -37,10 +37,10 @@ class ExporterState:
         """Why the published lag is not current, as a sentence; None when it is."""
         if self.last_error is not None or self.snapshot is None:
             return self.last_error or NOT_YET
-        age = self._clock() - self.snapshot.refreshed_at
+        age = self.clock() - self.snapshot.refreshed_at
         if age > self.stale_after:
             return f"No lag refresh succeeded in the last {age:.0f} s; the current one is slow."
         return None
 
     def document(self) -> dict[str, Any]:
-        return status_document(self.snapshot, self.error(), self.interval)
+        return status_document(self.snapshot, self.error(), self.interval, self.clock())

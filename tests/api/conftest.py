@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
@@ -21,6 +22,7 @@ from api.app import create_app
 from api.auth import hash_key, new_key
 from api.lag import LAG
 from streams import migrations
+from streams.clickhouse import sync_client
 from streams.settings import Settings
 from tests.support import readings
 from tests.support.lagsource import FakeLagSource
@@ -43,6 +45,15 @@ READ = {"Authorization": f"Bearer {READ_KEY}"}
 METRICS = {"Authorization": f"Bearer {METRICS_KEY}"}
 
 DEVICES = ("dev-000001", "dev-000002", "dev-000003", "dev-000004", "lab.probe:7")
+# The partition each device's readings arrived on, as the workers record it: whatever the
+# producers' partitioner (none of these is murmur2's answer for 6 partitions).
+PARTITION_OF = {
+    "dev-000001": 2,
+    "dev-000002": 0,
+    "dev-000003": 5,
+    "dev-000004": 1,
+    "lab.probe:7": 3,
+}
 METRIC_NAMES = ("humidity_pct", "temperature_c")
 SAMPLES = 180  # one reading every 10 s: half an hour
 PARTITIONS = 6
@@ -89,9 +100,34 @@ def seeded(local_stack: Settings) -> Iterator[Seeded]:
         for m, metric in enumerate(METRIC_NAMES)
         for i in range(SAMPLES)
     ]
-    readings.insert(settings, rows)
+    insert(settings, rows)
     yield Seeded(settings, rows)
     migrations.drop(settings)
+
+
+TAGS = ("fw-1.0.0", "plant-north")  # firmware, site
+
+
+def insert(settings: Settings, rows: list[tuple[str, str, float, float, int]]) -> None:
+    """The rows as the workers store them: with the partition each device's messages came from."""
+    columns = [*readings.COLUMNS, "source_partition", "source_offset"]
+    sync_client(settings).insert(
+        "readings",
+        [
+            (
+                device,
+                metric,
+                datetime.fromtimestamp(at, UTC),
+                v,
+                seq,
+                *TAGS,
+                PARTITION_OF[device],
+                seq,
+            )
+            for device, metric, at, v, seq in rows
+        ],
+        column_names=columns,
+    )
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.lag import LAG
-from streams.partitioner import partition_for
-from tests.api.conftest import PARTITIONS, READ_KEY, Seeded, StartApi, until
+from tests.api.conftest import PARTITION_OF, PARTITIONS, READ_KEY, Seeded, StartApi, until
 from tests.support import browser
 from tests.support.lagsource import FakeLagSource
 
@@ -31,7 +30,7 @@ FIRST_DEVICE = "dev-000001"  # the page picks the first device of the listing
 async def test_the_dashboard_renders_live_data_with_its_freshness(
     seeded: Seeded, lag_source: FakeLagSource, start_api: StartApi, tmp_path: Path
 ) -> None:
-    late = partition_for(FIRST_DEVICE, PARTITIONS)
+    late = PARTITION_OF[FIRST_DEVICE]
     lag_source.lags = {p: (95.0 if p == late else 0.4 + p / 2) for p in range(PARTITIONS)}
     api = await start_api(dataclasses.replace(seeded.settings, api_lag_url=lag_source.url))
     app = api.app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,8 +10,16 @@ import pytest
 
 from api.lag import LAG
 from api.times import iso
-from streams.partitioner import partition_for
-from tests.api.conftest import DEVICES, LAGS, PARTITIONS, READ, ApiClient, Seeded, until
+from tests.api.conftest import (
+    DEVICES,
+    LAGS,
+    PARTITION_OF,
+    PARTITIONS,
+    READ,
+    ApiClient,
+    Seeded,
+    until,
+)
 from tests.support.lagsource import FakeLagSource
 
 pytestmark = pytest.mark.integration
@@ -21,7 +30,7 @@ async def get(api: ApiClient, path: str) -> tuple[int, dict[str, Any], dict[str,
     return response.status, await response.json(), dict(response.headers)
 
 
-async def test_latest_is_each_metrics_last_reading_with_its_partitions_freshness(
+async def test_latest_is_each_metrics_last_reading_with_the_freshness_of_its_real_partition(
     api: ApiClient, seeded: Seeded
 ) -> None:
     device = "lab.probe:7"
@@ -33,9 +42,11 @@ async def test_latest_is_each_metrics_last_reading_with_its_partitions_freshness
     assert got == [(metric, v, seq, iso(at)) for metric, v, seq, at in seeded.last(device)]
     assert all(m["stored_at"] >= m["event_time"] for m in body["metrics"])
 
-    partition = partition_for(device, PARTITIONS)
+    partition = PARTITION_OF[device]  # where its readings arrived, not murmur2's answer
     freshness = body["freshness"]
     assert freshness["partition"] == partition
+    assert freshness["partitions"] == [partition]
+    assert freshness["partitions_basis"] == "readings"
     assert freshness["lag_seconds"] == LAGS[partition]
     assert freshness["stale"] is False
     assert freshness["source"] == "lag-exporter"
@@ -44,12 +55,28 @@ async def test_latest_is_each_metrics_last_reading_with_its_partitions_freshness
     assert headers["X-Streamgauge-Stale"] == "false"
 
 
-async def test_a_device_never_seen_is_404_with_freshness(api: ApiClient) -> None:
+async def test_devices_asked_for_at_once_each_get_their_own_partitions_lag(
+    api: ApiClient,
+) -> None:
+    answers = await asyncio.gather(*(get(api, f"/v1/devices/{d}/latest") for d in DEVICES * 3))
+    for device, (status, body, _) in zip(DEVICES * 3, answers, strict=True):
+        assert status == 200
+        assert body["freshness"]["partitions"] == [PARTITION_OF[device]], device
+        assert body["freshness"]["lag_seconds"] == LAGS[PARTITION_OF[device]]
+
+
+async def test_a_device_never_seen_is_404_with_the_worst_partitions_freshness(
+    api: ApiClient,
+) -> None:
     status, body, headers = await get(api, "/v1/devices/never-seen-1/latest")
     assert status == 404
     assert body["error"]["code"] == "not_found"
-    assert body["freshness"]["lag_seconds"] == LAGS[partition_for("never-seen-1", PARTITIONS)]
-    assert "X-Streamgauge-Lag-Seconds" in headers
+    freshness = body["freshness"]
+    assert freshness["lag_seconds"] == max(LAGS.values()), "no partition of its own is known"
+    assert freshness["partitions"] == list(range(PARTITIONS))
+    assert freshness["partitions_basis"] == "not-stored-yet"
+    assert "no reading of this device is stored yet" in freshness["detail"]
+    assert headers["X-Streamgauge-Lag-Seconds"] == f"{max(LAGS.values()):.3f}"
 
 
 async def test_lag_past_the_slo_makes_answers_stale(

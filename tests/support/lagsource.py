@@ -19,8 +19,10 @@ def status(
     lags: dict[int, float | None],
     refreshed_at: float | None = None,
     lag_messages: int = 10,
+    oldest: dict[int, float] | None = None,
 ) -> dict[str, Any]:
-    """A status document in the exporter's contract, with ``lags`` seconds by partition."""
+    """A status document in the exporter's contract, with ``lags`` seconds by partition (and,
+    where ``oldest`` gives it, the Unix time of the partition's oldest unconsumed message)."""
     refreshed_at = time.time() if refreshed_at is None else refreshed_at
     partitions = [
         {
@@ -30,6 +32,7 @@ def status(
             "committed_offset": 100 - lag_messages,
             "lag_messages": lag_messages,
             "lag_seconds": lag,
+            "oldest_unconsumed_at_unix": (oldest or {}).get(p),
             "status": "OK",
         }
         for p, lag in sorted(lags.items())
@@ -67,12 +70,15 @@ class FakeLagSource:
         self.topic = topic
         self.lags = lags
         self.frozen_at: float | None = None
+        self.oldest: dict[int, float] = {}
         self.http_status = 200
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = json.dumps(status(fake.group, fake.topic, fake.lags, fake.frozen_at))
+                body = json.dumps(
+                    status(fake.group, fake.topic, fake.lags, fake.frozen_at, oldest=fake.oldest)
+                )
                 self.send_response(fake.http_status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

@@ -23,6 +23,7 @@ def partition(
     seconds: float | None = 0.5,
     status: Status = Status.OK,
     committed: int | None = 90,
+    oldest: float | None = None,
 ) -> PartitionLag:
     end = 100 if committed is None else committed + lag
     return PartitionLag(
@@ -36,6 +37,7 @@ def partition(
         commit_metadata="",
         owner=None,
         last_commit_seen_at=REFRESHED_AT - 3,
+        oldest_timestamp=oldest,
     )
 
 

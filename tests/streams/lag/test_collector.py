@@ -91,3 +91,13 @@ def test_every_exported_name_is_in_the_catalogue() -> None:
     state.succeeded(snapshot(partition(0)))
     names = {name.removesuffix("_total") for name in scrape(state)}
     assert names <= {name.removesuffix("_total") for name in CATALOGUE}
+
+
+def test_lag_seconds_is_the_oldest_messages_age_at_the_scrape() -> None:
+    now = [REFRESHED_AT + 1.0]
+    state = ExporterState(5.0, clock=lambda: now[0])
+    state.succeeded(snapshot(partition(0, seconds=25.0, oldest=REFRESHED_AT - 25.0)))
+    p0 = labels(group="streamgauge-ingest", topic="measurements", partition="0")
+    assert scrape(state)["streamgauge_consumer_lag_seconds"][p0] == 26.0
+    now[0] += 4.0  # no refresh in between
+    assert scrape(state)["streamgauge_consumer_lag_seconds"][p0] == 30.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.daemon import free_port
 from devstack.kafka_broker import KafkaBroker
@@ -77,7 +78,7 @@ def test_the_process_reports_a_group_without_live_consumers_and_sees_it_drain(
         lags = partitions(status, group, topic)
         assert [lags[p]["lag_messages"] for p in range(3)] == [100, 200, 300]
         for lag in lags.values():
-            expected = status["refreshed_at_unix"] - stamp / 1000
+            expected = status["lag_at_unix"] - stamp / 1000
             assert lag["lag_seconds"] == pytest.approx(expected, abs=0.01)
 
         code, metrics = exporter.get("/metrics")
@@ -96,6 +97,39 @@ def test_the_process_reports_a_group_without_live_consumers_and_sees_it_drain(
         assert exporter.status()["groups"][0]["topics"][0]["lag_seconds"] == 0
     finally:
         assert exporter.stop() == 0, exporter.output()
+
+
+@pytest.mark.integration
+def test_lag_seconds_is_the_age_when_read_not_at_the_last_refresh(
+    lonely: Settings, tmp_path: Path
+) -> None:
+    topic, group = lonely.topic, lonely.consumer_group
+    stamp = int((time.time() - 30) * 1000)
+    produce_plain(lonely, topic, {0: 5}, timestamp_ms=stamp)
+    exporter = ExporterProcess(lonely, [group], tmp_path / "exporter.log", refresh_seconds=5.0)
+    try:
+        assert exporter.wait_healthy(), exporter.output()
+        for _ in range(3):  # reads between two refreshes, seconds after the last one
+            time.sleep(1.5)
+            before = time.time()
+            status = exporter.status()
+            _, metrics = exporter.get("/metrics")
+            after = time.time()
+            lag = partitions(status, group, topic)[0]["lag_seconds"]
+            assert before - stamp / 1000 - 0.01 <= lag <= after - stamp / 1000 + 0.01
+            scraped = metric_value(metrics, "streamgauge_consumer_lag_seconds", "0")
+            assert before - stamp / 1000 - 0.01 <= scraped <= after - stamp / 1000 + 0.01
+            print(f"read {before - status['refreshed_at_unix']:.1f} s after a refresh: {lag} s")
+    finally:
+        assert exporter.stop() == 0, exporter.output()
+
+
+def metric_value(text: bytes, name: str, partition: str) -> float:
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("partition") == partition:
+                return float(sample.value)
+    raise AssertionError(f"no {name} for partition {partition}")
 
 
 class Script:
@@ -245,7 +279,7 @@ def test_real_workers_stopped_then_draining(pipeline: Settings, tmp_path: Path) 
         assert status["groups"][0]["members"] == 0
         for lag in partitions(status, group, topic).values():
             assert lag["lag_seconds"] == pytest.approx(
-                status["refreshed_at_unix"] - stamp / 1000, abs=0.01
+                status["lag_at_unix"] - stamp / 1000, abs=0.01
             )
             assert abs(lag["lag_seconds"] - 30) < 2
 

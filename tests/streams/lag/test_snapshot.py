@@ -6,7 +6,7 @@ import json
 
 from streams.lag.snapshot import status_document
 from streams.lag.status import Status
-from tests.streams.lag.fakes import partition, snapshot
+from tests.streams.lag.fakes import REFRESHED_AT, partition, snapshot
 
 CONTRACT_TOP = {
     "refreshed_at",
@@ -107,3 +107,15 @@ def test_a_never_committed_partition_has_a_null_committed_offset() -> None:
     document = status_document(snapshot(partition(0, lag=100, committed=None)), None, 5.0)
     entry = document["groups"][0]["topics"][0]["partitions"][0]
     assert (entry["committed_offset"], entry["lag_messages"]) == (None, 100)
+
+
+def test_lag_seconds_is_the_oldest_messages_age_when_the_document_is_made() -> None:
+    waiting = partition(0, seconds=30.0, oldest=REFRESHED_AT - 30.0)
+    caught_up = partition(1, lag=0, seconds=0.0)
+    document = status_document(snapshot(waiting, caught_up), None, 5.0, REFRESHED_AT + 4.0)
+    topic = document["groups"][0]["topics"][0]
+    assert [p["lag_seconds"] for p in topic["partitions"]] == [34.0, 0.0]
+    assert topic["partitions"][0]["oldest_unconsumed_at_unix"] == round(REFRESHED_AT - 30.0, 3)
+    assert topic["partitions"][1]["oldest_unconsumed_at_unix"] is None
+    assert (topic["lag_seconds"], document["groups"][0]["lag_seconds"]) == (34.0, 34.0)
+    assert document["lag_at_unix"] == round(REFRESHED_AT + 4.0, 3)

@@ -166,10 +166,10 @@ def test_a_migration_that_fails_on_staging_fails_the_gate(
 ) -> None:
     """Scratch databases on the target server this time; they are dropped afterwards."""
     directory = migrations_dir(tmp_path, "harmless")
-    (directory / "0006_typo.sql").write_text("ALTER TABLE readings ADD COLUMN x NoSuchType;\n")
+    (directory / "0098_typo.sql").write_text("ALTER TABLE readings ADD COLUMN x NoSuchType;\n")
     code, report = check(target, directory, tmp_path, monkeypatch, "--devices", "10")
     assert code == 1
-    assert report["failures"][0].startswith("on staging: 0006_typo.sql, statement 1 of 1 failed")
+    assert report["failures"][0].startswith("on staging: 0098_typo.sql, statement 1 of 1 failed")
     assert "NoSuchType" in report["failures"][0]
     assert scratch_databases(target) == []
 
