@@ -18,6 +18,7 @@ Reason = Literal[
     "too_many_readings",  # more readings than STREAMGAUGE_MAX_READINGS_PER_MESSAGE
     "invalid_device_id",  # empty, too long, or characters outside [A-Za-z0-9._:-]
     "invalid_metric",  # a metric name outside [a-z][a-z0-9_.]{0,63}
+    "invalid_label",  # firmware or site longer than 128 characters
     "non_finite_value",  # NaN or an infinity
     "no_readings",  # the readings map is empty
     "invalid_event_time",  # before 2001-01-01 (an unset clock) or far in the future

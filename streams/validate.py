@@ -12,6 +12,8 @@ DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METRIC = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 EARLIEST_EVENT_MS = 978_307_200_000  # 2001-01-01T00:00:00Z
 _MAX_REMEMBERED_METRICS = 10_000
+# firmware and site label every reading: ClickHouse's views copy them per row.
+MAX_LABEL_LENGTH = 128
 
 
 class Validator:
@@ -26,6 +28,10 @@ class Validator:
         device_id = record["device_id"]
         if DEVICE_ID.fullmatch(device_id) is None:
             return Rejection("invalid_device_id", f"device_id {device_id[:140]!r}")
+        for label in ("firmware", "site"):
+            text = record[label]
+            if text is not None and len(text) > MAX_LABEL_LENGTH:
+                return Rejection("invalid_label", f"{label} of {len(text)} characters")
         event_time = record["event_time"]
         if event_time < EARLIEST_EVENT_MS or event_time > now_ms + self.max_future_ms:
             return Rejection("invalid_event_time", f"event_time {event_time} ms, now {now_ms} ms")

@@ -39,6 +39,9 @@ def test_a_good_measurement_passes() -> None:
         ({"readings": {"Temperature": 1.0}}, "invalid_metric"),
         ({"readings": {"t": math.nan}}, "non_finite_value"),
         ({"readings": {"t": -math.inf}}, "non_finite_value"),
+        ({"firmware": "f" * 129}, "invalid_label"),
+        ({"site": "s" * 129}, "invalid_label"),
+        ({"readings": {f"m{i}": 1.0 for i in range(1001)}}, "too_many_readings"),
     ],
 )
 def test_each_rule_rejects_with_its_reason(change: dict[str, Any], reason: str) -> None:

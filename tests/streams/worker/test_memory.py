@@ -22,18 +22,18 @@ MESSAGES = 1200
 
 def maximal(encoder: Encoder, index: int, limit: int) -> bytes:
     """A message just under the size limit, with the most readings a message may carry."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    names = [a + b + c for a in letters for b in letters for c in letters][:1000]
     record = {
         "device_id": f"big-{index % 50}",
         "event_time": int(time.time() * 1000) - 60_000,
         "seq": index,
-        "readings": dict.fromkeys(names, 1.5),
-        "firmware": "",
-        "site": "s",
+        "readings": {},
+        "firmware": "f" * 128,
+        "site": "s" * 128,
     }
-    room = limit - len(encoder.encode(record)) - 8
-    return encoder.encode({**record, "firmware": "f" * room})
+    room = limit - len(encoder.encode(record)) - 1000 * 10  # a reading: length, name, value
+    width = min(64, room // 1000)
+    names = [f"m{i:0{width - 1}d}" for i in range(1000)]
+    return encoder.encode({**record, "readings": dict.fromkeys(names, 1.5)})
 
 
 def rss_mb(pid: int) -> float:
