@@ -88,3 +88,13 @@ def test_no_two_modules_of_streams_share_a_name() -> None:
         if not path.stem.startswith("__") and "cli" not in path.parts
     )
     assert [name for name, n in names.items() if n > 1] == []
+
+
+def test_tests_share_helpers_through_tests_support_only() -> None:
+    found = []
+    for path in (REPO_ROOT / "tests").rglob("*.py"):
+        for imported in imports(path):
+            last = imported.rsplit(".", 1)[-1]
+            if imported.startswith("tests.") and (last == "conftest" or last.startswith("test_")):
+                found.append(f"{path.relative_to(REPO_ROOT)} imports {imported}")
+    assert found == []

@@ -11,7 +11,15 @@ import pytest
 
 from api.auth import config_entry, hash_key, new_key, parse_keys
 from streams.errors import UserError
-from tests.api.conftest import METRICS, METRICS_KEY, READ, READ_KEY, ApiClient, Seeded, StartApi
+from tests.support.api_world import (
+    METRICS,
+    METRICS_KEY,
+    READ,
+    READ_KEY,
+    ApiClient,
+    Seeded,
+    StartApi,
+)
 
 
 def test_keys_are_configured_as_scoped_hashes() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from api.lag import LAG
-from tests.api.conftest import PARTITION_OF, PARTITIONS, READ_KEY, Seeded, StartApi, until
 from tests.support import browser
+from tests.support.api_world import PARTITION_OF, PARTITIONS, READ_KEY, Seeded, StartApi, until
 from tests.support.lagsource import FakeLagSource
 
 pytestmark = pytest.mark.integration

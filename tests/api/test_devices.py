@@ -10,7 +10,7 @@ import pytest
 
 from api.lag import LAG
 from api.times import iso
-from tests.api.conftest import (
+from tests.support.api_world import (
     DEVICES,
     LAGS,
     PARTITION_OF,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.api.conftest import LAGS, READ, ApiClient, Seeded
+from tests.support.api_world import LAGS, READ, ApiClient, Seeded
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ from streams.codec import load_versions
 from streams.partitioner import partition_for
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
-from tests.api.conftest import KEYS, READ, READ_KEY, ApiClient, StartApi, until
 from tests.support import browser
+from tests.support.api_world import KEYS, READ, READ_KEY, ApiClient, StartApi, until
 from tests.support.exporter import ExporterProcess
 from tests.support.workers import Workers
 

@@ -18,7 +18,7 @@ import pytest
 
 from api.lag import LAG
 from streams.settings import Settings
-from tests.api.conftest import KEYS, READ, ApiClient, StartApi, until
+from tests.support.api_world import KEYS, READ, ApiClient, StartApi, until
 from tests.support.exporter import ExporterProcess
 from tests.support.fleet import SteadyProducer, committed, end_offsets, produce
 from tests.support.workers import Workers, wait_until

@@ -9,7 +9,7 @@ import pytest
 
 from api.lag import LAG
 from devstack.daemon import free_port
-from tests.api.conftest import READ, ApiClient, Seeded, StartApi, until
+from tests.support.api_world import READ, ApiClient, Seeded, StartApi, until
 from tests.support.lagsource import FakeLagSource
 
 pytestmark = pytest.mark.integration

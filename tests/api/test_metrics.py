@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import METRICS, READ, ApiClient
+from tests.support.api_world import METRICS, READ, ApiClient
 
 pytestmark = pytest.mark.integration
 

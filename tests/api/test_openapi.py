@@ -20,8 +20,8 @@ from schemathesis.checks import positive_data_acceptance
 from api.app import create_app
 from api.openapi import SPEC
 from streams.settings import Settings
-from tests.api.conftest import BOTH_KEY, LAGS, Seeded
 from tests.support.api import ApiProcess
+from tests.support.api_world import BOTH_KEY, LAGS, Seeded
 from tests.support.lagsource import FakeLagSource
 
 

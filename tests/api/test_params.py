@@ -6,7 +6,7 @@ import pytest
 
 from api import cursor, times
 from api.errors import ApiError
-from tests.api.conftest import READ, ApiClient
+from tests.support.api_world import READ, ApiClient
 
 SERIES = "/v1/devices/dev-000001/series?metric=temperature_c"
 BAD = [

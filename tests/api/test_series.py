@@ -11,7 +11,7 @@ import pytest
 
 from api.series import MAX_POINTS
 from api.times import iso
-from tests.api.conftest import READ, SAMPLES, ApiClient, Seeded
+from tests.support.api_world import READ, SAMPLES, ApiClient, Seeded
 
 pytestmark = pytest.mark.integration
 

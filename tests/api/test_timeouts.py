@@ -12,7 +12,7 @@ import pytest
 from api.errors import ApiError
 from api.lag import LAG
 from api.reader import Reader
-from tests.api.conftest import READ, ApiClient, Seeded, StartApi, until
+from tests.support.api_world import READ, ApiClient, Seeded, StartApi, until
 from tests.support.lagsource import FakeLagSource
 from tests.support.stall import Stall
 
