@@ -81,23 +81,7 @@ class Poller(Service):
         self.guarded(lambda: ingest.submit(polled.messages, polled.epoch))
 
     def guarded(self, step: Callable[[], None]) -> None:
-        """Run a step of the data path; an error it did not handle ends the process.
-
-        Errors about one message are handled inside (a dead letter, or a halt at its offset);
-        one that escapes may have left a batch half-formed, so the only safe way on is the
-        one a crash takes: a new process resumes from the committed offsets.
-        """
-        try:
-            step()
-        except Exception:
-            log.critical(
-                "worker %d: unexpected error in the data path; exiting so that a new process "
-                "resumes from the committed offsets",
-                self.settings.worker_index,
-                exc_info=True,
-            )
-            logging.shutdown()
-            os._exit(EXIT_DATA_PATH_ERROR)
+        guarded(step, self.settings.worker_index)
 
     async def on_stop(self) -> None:
         source = self.pipeline.source
@@ -116,3 +100,23 @@ class Poller(Service):
         )
         await self.pipeline.close()
         log.info("worker %d: stopped", self.settings.worker_index)
+
+
+def guarded(step: Callable[[], None], worker: int) -> None:
+    """Run a step of the data path; an error it did not handle ends the process.
+
+    Errors about one message are handled inside (a dead letter, or a halt at its offset); one
+    that escapes may have left a batch half-formed, so the only safe way on is the one a crash
+    takes: a new process resumes from the committed offsets.
+    """
+    try:
+        step()
+    except Exception:
+        log.critical(
+            "worker %d: unexpected error in the data path; exiting so that a new process "
+            "resumes from the committed offsets",
+            worker,
+            exc_info=True,
+        )
+        logging.shutdown()
+        os._exit(EXIT_DATA_PATH_ERROR)

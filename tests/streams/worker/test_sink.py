@@ -1,0 +1,104 @@
+"""ClickHouseSink at its seam: a fake clickhouse-connect AsyncClient."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from streams.worker.batch import Batch
+from streams.worker.sink import ClickHouseSink, Unstorable, classify, error_kind
+from streams.worker.telemetry import WorkerMetrics
+
+RECORD = {
+    "device_id": "d",
+    "event_time": 1_795_670_400_000,
+    "seq": 1,
+    "readings": {"t": 1.0},
+    "firmware": "",
+    "site": None,
+}
+
+
+class FakeClient:
+    """Answers inserts from a script: an exception is raised, anything else succeeds."""
+
+    def __init__(self, *script: Any) -> None:
+        self.script = list(script)
+        self.inserts: list[dict[str, Any]] = []
+        self.commands: list[str] = []
+
+    async def insert(self, table: str, data: Any, **options: Any) -> None:
+        self.inserts.append({"table": table, "data": data, **options})
+        answer = self.script.pop(0) if self.script else None
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer == "hang":
+            await asyncio.sleep(10)
+
+    async def command(self, sql: str, parameters: dict[str, Any]) -> None:
+        self.commands.append(sql)
+
+
+def batch() -> Batch:
+    made = Batch("m/id", 0, 10)
+    made.add(10, 50, RECORD)
+    return made
+
+
+def sink(client: FakeClient, timeout: float = 5.0) -> ClickHouseSink:
+    return ClickHouseSink(client, timeout, WorkerMetrics("m", 0), max_backoff=0.001)  # type: ignore[arg-type]
+
+
+def server_error(code: int, text: str = "") -> DatabaseError:
+    return DatabaseError(
+        f"Received ClickHouse exception, code: {code}, server response: "
+        f"Code: {code}. DB::Exception: {text}"
+    )
+
+
+async def test_a_transient_failure_is_retried_with_the_same_token() -> None:
+    client = FakeClient(OperationalError("connection refused"), server_error(252, "Too many parts"))
+    await sink(client).insert(batch())
+    tokens = {i["settings"]["insert_deduplication_token"] for i in client.inserts}
+    assert len(client.inserts) == 3
+    assert tokens == {"m/id/0/10-10"}
+
+
+async def test_data_the_server_refuses_is_unstorable_after_two_attempts() -> None:
+    client = FakeClient(*[server_error(53, "Type mismatch")] * 5)
+    with pytest.raises(Unstorable) as refused:
+        await sink(client).insert(batch())
+    assert refused.value.data
+    assert len(client.inserts) == 2
+
+
+async def test_too_many_partitions_in_one_block_is_data_too_many_parts_is_not() -> None:
+    per_block = server_error(252, "Too many partitions for single INSERT block (more than 100)")
+    assert classify(per_block) == "data"
+    assert classify(server_error(252, "Too many parts (3001)")) == "transient"
+
+
+async def test_memory_that_keeps_running_out_splits_after_five_attempts() -> None:
+    client = FakeClient(*[server_error(241, "Memory limit exceeded")] * 6)
+    with pytest.raises(Unstorable) as refused:
+        await sink(client).insert(batch())
+    assert not refused.value.data, "a single message is not dead-lettered for memory"
+    assert len(client.inserts) == 5
+
+
+async def test_an_insert_past_its_timeout_is_killed_on_the_server_and_retried() -> None:
+    client = FakeClient("hang")
+    await sink(client, timeout=0.05).insert(batch())
+    assert len(client.inserts) == 2
+    assert client.commands == ["KILL QUERY WHERE query_id = {id:String} ASYNC"]
+
+
+def test_error_kinds_are_low_cardinality_labels() -> None:
+    assert error_kind(server_error(241)) == "code_241"
+    assert error_kind(OperationalError("Connection refused")) == "connection"
+    assert error_kind(ValueError("x")) == "valueerror"
+    assert classify(OperationalError("reset")) == "transient"
+    assert classify(server_error(516, "Authentication failed")) == "transient"

@@ -1,0 +1,140 @@
+"""KafkaSource at its seam: a fake librdkafka consumer in place of confluent_kafka's."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from streams.settings import Settings
+from streams.worker import source as source_module
+from streams.worker.source import Assigned, CommitFailed, KafkaSource, RebalanceEvent, Revoked
+from streams.worker.telemetry import WorkerMetrics
+
+
+class FakeConsumer:
+    """Records what the source asks of librdkafka; tests play its callbacks."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.calls: list[tuple[str, Any]] = []
+        self.committed_offsets: list[TopicPartition] = []
+        self.callbacks: dict[str, Any] = {}
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.callbacks = callbacks
+        self.calls.append(("subscribe", topics))
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.calls.append(("commit", [(tp.partition, tp.offset, tp.metadata) for tp in offsets]))
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return self.committed_offsets or partitions
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.calls.append(("seek", (tp.partition, tp.offset)))
+
+    def pause(self, tps: list[TopicPartition]) -> None:
+        self.calls.append(("pause", [tp.partition for tp in tps]))
+
+    def resume(self, tps: list[TopicPartition]) -> None:
+        self.calls.append(("resume", [tp.partition for tp in tps]))
+
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        return []
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]]:
+    consumers: list[FakeConsumer] = []
+
+    def make(config: dict[str, Any]) -> FakeConsumer:
+        consumers.append(FakeConsumer(config))
+        return consumers[-1]
+
+    monkeypatch.setattr(source_module, "Consumer", make)
+    events: list[RebalanceEvent] = []
+    source = KafkaSource(Settings(topic="t"), WorkerMetrics("t", 0))
+    source.subscribe(events.append)
+    return source, consumers[0], events
+
+
+def test_the_consumer_commits_only_by_hand_and_stores_no_offset_itself(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    _, consumer, _ = made
+    assert consumer.config["enable.auto.commit"] is False
+    assert consumer.config["enable.auto.offset.store"] is False
+
+
+async def test_a_commit_returns_once_kafka_confirmed_it(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    source, consumer, _ = made
+    task = asyncio.ensure_future(source.commit({3: (10, "sg1:10-19")}))
+    await asyncio.sleep(0)
+    assert consumer.calls[-1] == ("commit", [(3, 10, "sg1:10-19")])
+    assert not task.done()
+    consumer.config["on_commit"](None, [TopicPartition("t", 3, 10)])
+    await task
+
+
+async def test_a_refused_commit_raises_commit_failed(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    source, consumer, _ = made
+    task = asyncio.ensure_future(source.commit({0: (5, "")}))
+    await asyncio.sleep(0)
+    consumer.config["on_commit"](KafkaError(KafkaError.STALE_MEMBER_EPOCH), [])
+    with pytest.raises(CommitFailed):
+        await task
+
+
+def test_an_assignment_carries_the_intents_found_in_the_commits(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    source, consumer, events = made
+    consumer.committed_offsets = [
+        TopicPartition("t", 0, 100, metadata="sg1:100-149"),
+        TopicPartition("t", 1, 7, metadata=""),
+    ]
+    consumer.callbacks["on_assign"](consumer, [TopicPartition("t", 0), TopicPartition("t", 1)])
+    (event,) = events
+    assert isinstance(event, Assigned)
+    assert event.partitions[1] is None
+    intent = event.partitions[0]
+    assert intent is not None
+    assert (intent.first, intent.last) == (100, 149)
+    assert source.assigned == {0, 1}
+    consumer.callbacks["on_lost"](consumer, [TopicPartition("t", 0)])
+    assert events[-1] == Revoked(frozenset({0}), lost=True)
+    assert source.epoch == 2
+
+
+def test_pause_rewind_and_resume_touch_only_owned_partitions(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    source, consumer, _ = made
+    consumer.callbacks["on_assign"](consumer, [TopicPartition("t", 2)])
+    source.pause([2, 9])  # 9 is not ours
+    epoch = source.rewind(2, 40)
+    source.resume([2])
+    assert consumer.calls[-3:] == [("pause", [2]), ("seek", (2, 40)), ("resume", [2])]
+    assert epoch == source.epoch == 2
+    assert source.paused == frozenset()
+
+
+def test_a_message_error_from_librdkafka_is_raised_not_taken_as_data(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    source, consumer, _ = made
+
+    class Broken:
+        def error(self) -> KafkaError:
+            return KafkaError(KafkaError._TRANSPORT)
+
+    consumer.consume = lambda n, timeout: [Broken()]  # type: ignore[method-assign]
+    with pytest.raises(KafkaException):
+        source.poll(10)
