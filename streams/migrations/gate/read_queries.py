@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.migrations.gate.dataset import Dataset
-from streams.queries import DEVICES_SQL, LATEST_SQL, RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
+from streams.queries import ARRIVALS_SQL, DEVICES_SQL, LATEST_SQL, RAW, RAW_SQL, ROLLUP, ROLLUP_SQL
 
 # The read API's own SQL (streams/queries.py): what the gate measures is what the API runs.
 API_LATEST = LATEST_SQL  # GET /v1/devices/{device_id}/latest
 API_DEVICES = DEVICES_SQL  # GET /v1/devices
+API_ARRIVALS = ARRIVALS_SQL  # every answer's freshness: the partitions devices' readings came from
 API_SERIES = ROLLUP_SQL  # GET /v1/devices/{id}/series, step of whole minutes
 API_SERIES_RAW = RAW_SQL  # the same, other steps
 SERIES_VALUE = {"rollup": ROLLUP["avg"], "raw": RAW["avg"]}  # $VALUE: the average
@@ -88,6 +89,7 @@ def workload(dataset: Dataset) -> list[Query]:
             tuple({**hour, **p} for p in per_device),
         ),
         Query("api_devices", API_DEVICES, ({"after": "", "prefix": "", "limit": 100},)),
+        Query("api_arrivals", API_ARRIVALS, ({"devices": probes},)),
         Query("analyst_device_day", ANALYST_DEVICE_DAY, tuple({**day, **p} for p in per_device)),
         Query("analyst_fleet_hourly", ANALYST_FLEET_HOURLY, ({"metric": metric},)),
         Query("analyst_latest", ANALYST_LATEST, tuple(per_device)),
