@@ -11,7 +11,6 @@ workers are stopped: the devices' new messages land on partitions they never wro
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 import zlib
@@ -23,14 +22,19 @@ import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewPartitions
 
-from api.lag import LAG
 from streams import simulator
 from streams.codec import load_versions
 from streams.partitioner import partition_for
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
 from tests.support import browser
-from tests.support.api_world import KEYS, READ, READ_KEY, ApiClient, StartApi, until
+from tests.support.api_world import (
+    READ,
+    READ_KEY,
+    ApiClient,
+    StartApi,
+    api_on_exporter,
+)
 from tests.support.exporter import ExporterProcess
 from tests.support.workers import Workers
 
@@ -136,19 +140,7 @@ def exporter(pipeline: Settings, tmp_path: Path) -> Iterator[ExporterProcess]:
 
 @pytest.fixture
 async def api(pipeline: Settings, exporter: ExporterProcess, start_api: StartApi) -> ApiClient:
-    settings = dataclasses.replace(
-        pipeline,
-        api_keys=KEYS,
-        api_lag_url=f"{exporter.url}/status",
-        lag_refresh_seconds=REFRESH,
-        lag_slo_seconds=SLO,
-        api_cache_seconds=0.5,
-    )
-    client = await start_api(settings)
-    app = client.app
-    assert app is not None
-    await until(lambda: app[LAG].view().status is not None, within=30)
-    return client
+    return await api_on_exporter(pipeline, exporter.url, start_api, REFRESH, SLO)
 
 
 async def freshness(api: ApiClient, device: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -8,7 +8,6 @@ recovers once the workers have caught up.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from api.lag import LAG
 from streams.settings import Settings
-from tests.support.api_world import KEYS, READ, ApiClient, StartApi, until
+from tests.support.api_world import READ, ApiClient, StartApi, api_on_exporter
 from tests.support.exporter import ExporterProcess
 from tests.support.fleet import SteadyProducer, committed, end_offsets, produce
 from tests.support.workers import Workers, wait_until
@@ -47,19 +45,7 @@ def exporter(pipeline: Settings, tmp_path: Path) -> Iterator[ExporterProcess]:
 
 @pytest.fixture
 async def api(pipeline: Settings, exporter: ExporterProcess, start_api: StartApi) -> ApiClient:
-    settings = dataclasses.replace(
-        pipeline,
-        api_keys=KEYS,
-        api_lag_url=f"{exporter.url}/status",
-        lag_refresh_seconds=REFRESH,
-        lag_slo_seconds=SLO,
-        api_cache_seconds=0.5,
-    )
-    client = await start_api(settings)
-    app = client.app
-    assert app is not None
-    await until(lambda: app[LAG].view().status is not None, within=30)
-    return client
+    return await api_on_exporter(pipeline, exporter.url, start_api, REFRESH, SLO)
 
 
 async def latest(api: ApiClient, device: str) -> tuple[int, dict[str, Any], str]:

@@ -6,6 +6,7 @@ Fixtures using these are in tests/api/conftest.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from api.auth import hash_key, new_key
+from api.lag import LAG
 from streams.clickhouse import sync_client
 from streams.settings import Settings
 from tests.support import readings
@@ -101,3 +103,23 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+async def api_on_exporter(
+    settings: Settings, exporter_url: str, start_api: StartApi, refresh: float, slo: float
+) -> ApiClient:
+    """An app reading a real lag exporter, once it has heard from it."""
+    client = await start_api(
+        dataclasses.replace(
+            settings,
+            api_keys=KEYS,
+            api_lag_url=f"{exporter_url}/status",
+            lag_refresh_seconds=refresh,
+            lag_slo_seconds=slo,
+            api_cache_seconds=0.5,
+        )
+    )
+    app = client.app
+    assert app is not None
+    await until(lambda: app[LAG].view().status is not None, within=30)
+    return client

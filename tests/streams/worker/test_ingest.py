@@ -182,6 +182,14 @@ def make_ingest(
     return ingest, log, sink, dead
 
 
+async def logged(log: list[tuple[str, Any]], entry: tuple[str, Any], within: float = 2.0) -> None:
+    """Wait until ``entry`` is in the log (retries back off for real time)."""
+    for _ in range(int(within / 0.02)):
+        if entry in log:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -345,10 +353,7 @@ async def test_a_refused_commit_repeats_the_batch_and_never_skips_it() -> None:
     source.refuse = 1  # e.g. STALE_MEMBER_EPOCH while the group rebalances
     ingest.on_rebalance(Assigned({0: None}))
     ingest.submit([message(0, 0), message(0, 1)])
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if ("commit", {0: (2, "")}) in log:
-            break
+    await logged(log, ("commit", {0: (2, "")}))
     commits = [entry for kind, entry in log if kind == "commit"]
     assert commits == [{0: (0, "sg1:0-1")}, {0: (0, "sg1:0-1")}, {0: (2, "")}]
     assert [b.token for b in sink.batches] == ["m/0/0-1"]
@@ -475,9 +480,6 @@ async def test_a_failing_store_is_retried_never_skipped() -> None:
     sink.fail_once = True
     ingest.on_rebalance(Assigned({0: None}))
     ingest.submit([message(0, 0), message(0, 1)])
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if ("commit", {0: (2, "")}) in log:
-            break
+    await logged(log, ("commit", {0: (2, "")}))
     assert [b.token for b in sink.batches] == ["m/0/0-1"]
     assert ingest.metrics._flush_failures.labels("m", "runtimeerror")._value.get() == 1
