@@ -275,13 +275,14 @@ class Ingest:
     ) -> None:
         offset = cast(int, message.offset())
         partition.errors += 1
-        delay = min(MAX_HALT_SECONDS, 0.5 * 2 ** min(partition.errors, 8))
-        if cause == "registry":
+        delay = backoff(partition.errors, MAX_HALT_SECONDS, base=0.5)
+        if cause == "registry" or partition.errors > 1:
             log.warning(
-                "partition %d waits at offset %d for %.1f s: the schema registry failed (%s)",
+                "partition %d waits at offset %d for %.1f s (%s): %s",
                 partition.number,
                 offset,
                 delay,
+                "the schema registry failed" if cause == "registry" else "the same error again",
                 error,
             )
         else:
