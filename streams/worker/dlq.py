@@ -43,6 +43,7 @@ class Letter:
     reason: str
     detail: str
     error: KafkaError | None = field(default=None)
+    reference_only: bool = False  # the payload is in ClickHouse already
 
     @classmethod
     def of(cls, message: Message, rejection: Rejection) -> Letter:
@@ -66,7 +67,9 @@ class Letter:
     def reference(self) -> Letter:
         """This letter without its payload, pointing at the copy kept in ClickHouse."""
         headers = [*self.headers, (HEADER_PREFIX + "stored.in", STORED_IN_CLICKHOUSE.encode())]
-        return Letter(self.key, None, headers, self.source, self.reason, self.detail)
+        return Letter(
+            self.key, None, headers, self.source, self.reason, self.detail, reference_only=True
+        )
 
 
 # Keeps letters Kafka refused for their size in ClickHouse (ClickHouseSink.store_dead_letters).
@@ -101,7 +104,7 @@ class DeadLetters:
         attempt = 0
         while pending:
             await self._produce_all(pending)
-            too_large = [letter for letter in pending if _too_large(letter.error)]
+            too_large = [letter for letter in pending if _spillable(letter)]
             if too_large:
                 await self._spill(too_large)
                 log.warning(
@@ -110,23 +113,25 @@ class DeadLetters:
                     self.topic,
                 )
             failed = [letter for letter in pending if letter.error is not None]
-            pending = [
-                letter.reference() if _too_large(letter.error) else letter for letter in failed
-            ]
-            if any(not _too_large(letter.error) for letter in failed):
+            pending = [letter.reference() if _spillable(letter) else letter for letter in failed]
+            waiting = [letter for letter in failed if not _spillable(letter)]
+            if waiting:
                 attempt += 1
-                first = next(letter.error for letter in failed if not _too_large(letter.error))
-                self._metrics.dead_letter_failure(_kind(first))
-                if attempt == 1 or attempt % 10 == 0:
-                    log.warning(
-                        "%d dead letters not delivered to %s (%s); partition %d waits, attempt %d",
-                        len(failed),
-                        self.topic,
-                        first,
-                        failed[0].source[1],
-                        attempt,
-                    )
+                self._failed(waiting, attempt)
                 await asyncio.sleep(backoff(attempt, 10.0))
+
+    def _failed(self, letters: list[Letter], attempt: int) -> None:
+        error = letters[0].error
+        self._metrics.dead_letter_failure(_kind(error))
+        if attempt == 1 or attempt % 10 == 0:
+            log.warning(
+                "%d dead letters not delivered to %s (%s); partition %d waits, attempt %d",
+                len(letters),
+                self.topic,
+                error,
+                letters[0].source[1],
+                attempt,
+            )
 
     def close(self) -> None:
         self._producer.flush(10)
@@ -166,8 +171,10 @@ class DeadLetters:
             await asyncio.sleep(0.005)
 
 
-def _too_large(error: KafkaError | None) -> bool:
-    return error is not None and error.code() in _TOO_LARGE
+def _spillable(letter: Letter) -> bool:
+    """Refused for its size, with its payload not yet kept in ClickHouse."""
+    error = letter.error
+    return error is not None and error.code() in _TOO_LARGE and not letter.reference_only
 
 
 def _kind(error: KafkaError | None) -> str:

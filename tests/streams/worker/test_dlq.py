@@ -132,3 +132,14 @@ async def test_a_letter_too_large_for_the_topic_is_kept_in_clickhouse_and_refere
     (reference,) = producer.produced
     assert reference["value"] is None
     assert ("streamgauge.stored.in", b"clickhouse:dead_letters") in reference["headers"]
+
+
+async def test_a_reference_the_topic_refuses_too_waits_it_is_not_kept_twice(
+    made: tuple[DeadLetters, FakeProducer, list[Letter]],
+) -> None:
+    letters, producer, spilled = made
+    too_large = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
+    producer.outcomes = [too_large, too_large, too_large, None]  # a topic taking 16 bytes
+    await letters.deliver([letter(value=b"x" * 100)])
+    assert [s.value for s in spilled] == [b"x" * 100], "the payload is kept once, whole"
+    assert [r["value"] for r in producer.produced] == [b"x" * 100, None, None, None]
