@@ -15,6 +15,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,17 @@ class Trial:
     faults: list[Applied] = field(default_factory=list)
     verdict: Verdict = field(default_factory=Verdict)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds each step took
     error: str = ""
     kept: str = ""
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - started, 1)
 
     @property
     def violations(self) -> list[Violation]:
@@ -115,6 +125,7 @@ class Trial:
                 for v in self.violations
             ],
             "seconds": round(self.seconds, 1),
+            "phases": self.phases,
             "error": self.error,
             "kept": self.kept,
         }
@@ -145,9 +156,10 @@ def run_trial(base: Settings, options: Options, index: int, say: Any = print) ->
     dead_letters = DeadLetterLog(settings)
     try:
         run(settings, options, trial, schedule, dead_letters, log_dir, say)
-        committed, end = offsets(settings)
-        letters = dead_letters.read()
-        trial.verdict = check(trial.messages, clickhouse(settings, committed, end, letters))
+        with trial.phase("check"):
+            committed, end = offsets(settings)
+            letters = dead_letters.read()
+            trial.verdict = check(trial.messages, clickhouse(settings, committed, end, letters))
     except Exception:
         trial.error = traceback.format_exc(limit=6)
     trial.seconds = time.monotonic() - started
@@ -157,7 +169,8 @@ def run_trial(base: Settings, options: Options, index: int, say: Any = print) ->
             f"database {settings.clickhouse_database}, logs {log_dir}"
         )
     else:
-        drop(settings)
+        with trial.phase("drop"):
+            drop(settings)
     if trial.failed:
         trial.kept = trial.kept or f"logs {log_dir}"
     else:
@@ -193,12 +206,13 @@ def run(
 ) -> None:
     """Provision, start the workers, produce under the faults, heal, wait, stop."""
     provision = worker_env(settings, options.code)
-    streamgauge(provision, "topics", "create")
-    streamgauge(provision, "migrate", "up")
-    stop_merges(settings)
-    proxy = FaultProxyProcess(
-        free_port(), settings.clickhouse_port, free_port(), str(log_dir / "proxy.log")
-    )
+    with trial.phase("provision"):
+        streamgauge(provision, "topics", "create")
+        streamgauge(provision, "migrate", "up")
+        stop_merges(settings)
+        proxy = FaultProxyProcess(
+            free_port(), settings.clickhouse_port, free_port(), str(log_dir / "proxy.log")
+        )
     harness = Harness(
         dataclasses.replace(settings, clickhouse_port=proxy.port),
         provision,
@@ -210,20 +224,33 @@ def run(
     )
     runner = FaultRunner(harness, schedule)
     trial.faults = runner.applied
-    with contextlib.ExitStack() as cleanup:  # last in, first out: heal, stop, proxy
-        cleanup.callback(proxy.stop)
-        cleanup.callback(harness.stop_supervisors)
-        cleanup.callback(runner.heal)
-        supervisor = harness.start_supervisor(options.processes, settings.worker_metrics_port)
-        _wait(lambda: len(supervisor.children()) == options.processes, 30)
-        runner.start()
-        WorkloadProducer(settings).send_all(trial.messages, options.rate)
-        runner.join(max(0.0, _last_event(schedule) - runner.now()) + 60)
-        runner.heal()
+    try:
+        with trial.phase("start"):
+            supervisor = harness.start_supervisor(options.processes, settings.worker_metrics_port)
+            _wait(lambda: len(supervisor.children()) == options.processes, 30)
+        with trial.phase("produce"):
+            runner.start()
+            WorkloadProducer(settings).send_all(trial.messages, options.rate)
+        with trial.phase("faults_end"):
+            runner.join(max(0.0, _last_event(schedule) - runner.now()) + 60)
+            runner.heal()
         if runner.error is not None:
             raise runner.error
-        if not wait_caught_up(settings, options.catch_up_seconds):
+        with trial.phase("catch_up"):
+            caught_up = wait_caught_up(settings, options.catch_up_seconds)
+        if not caught_up:
             say(f"  {settings.topic}: did not catch up in {options.catch_up_seconds:.0f} s")
+    finally:
+        with trial.phase("stop"):
+            _shut_down(runner, harness)
+
+
+def _shut_down(runner: FaultRunner, harness: Harness) -> None:
+    """End the faults, stop the workers, stop the proxy: each even if one before fails."""
+    with contextlib.ExitStack() as cleanup:  # last in, first out
+        cleanup.callback(harness.proxy.stop)
+        cleanup.callback(harness.stop_supervisors)
+        cleanup.callback(runner.heal)
 
 
 def drop(settings: Settings) -> None:

@@ -28,7 +28,10 @@ Expect = Literal["stored", "dead_letter", "either"]
 # A reading's identity in ``readings``: (device_id, metric, event_time ms, seq as UInt64).
 Identity = tuple[str, str, int, int]
 
-KAFKA_VALUE_LIMIT = 1_000_000  # the producer's default message.max.bytes, below the topic's
+# Kafka's limits: a producer's default message.max.bytes, and a topic's max.message.bytes
+# (a whole record batch). Dead letters near them are what the worker's producer may refuse.
+PRODUCER_LIMIT = 1_000_000
+TOPIC_LIMIT = 1_048_588
 INVALID_SEQ_BASE = 10**9  # invalid messages use seqs no valid one has: their rows are telling
 
 
@@ -266,7 +269,10 @@ class Workload:
         if limit == "worker":
             size = self.max_message_bytes + rng.randint(1, 4096)
         else:
-            size = rng.randint(900_000, KAFKA_VALUE_LIMIT - 1000)
+            low, high = rng.choice(
+                [(900_000, PRODUCER_LIMIT - 1000), (PRODUCER_LIMIT - 1000, TOPIC_LIMIT - 2000)]
+            )
+            size = rng.randint(low, high)
         device = rng.choice(self.devices)
         self._invalid_seq += 1
         record = self._record(device, device.clock_ms, self._invalid_seq, {"temperature_c": 20.0})
@@ -396,7 +402,7 @@ class WorkloadProducer:
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "partitioner": "murmur2_random",  # as MeasurementProducer: key → partition
-                "message.max.bytes": 1_048_576,
+                "message.max.bytes": TOPIC_LIMIT,
             }
         )
 
