@@ -61,6 +61,13 @@ class Options:
     code: Path | None = None  # the worker code under test (PYTHONPATH); None: this one
     log_dir: Path = Path("bench/results/torture")
 
+    def rerun(self, index: int) -> str:
+        """`bench torture` options that draw trial ``index`` again, alone."""
+        return (
+            f"--seed {self.seed} --only-trial {index} --messages {self.messages} "
+            f"--rate {self.rate:g} --processes {self.processes}"
+        )
+
 
 @dataclass
 class Trial:
@@ -69,6 +76,7 @@ class Trial:
     seed: int
     index: int
     name: str
+    rerun: str = ""  # the options that draw this trial again
     messages: list[Planned] = field(default_factory=list)
     faults: list[Applied] = field(default_factory=list)
     verdict: Verdict = field(default_factory=Verdict)
@@ -136,11 +144,11 @@ def rng_for(seed: int, index: int) -> random.Random:
 
 
 def draw(
-    seed: int, index: int, options: Options, versions_dir: Path
+    seed: int, index: int, options: Options, settings: Settings
 ) -> tuple[list[Planned], list[Fault]]:
     """The trial's workload and fault schedule, from its own generator alone."""
     rng = rng_for(seed, index)
-    workload = Workload(rng, load_versions(versions_dir), Settings().max_message_bytes)
+    workload = Workload(rng, load_versions(settings.schemas_dir), settings.max_message_bytes)
     messages = workload.draw(options.messages, int(time.time() * 1000), draw_mix(rng))
     return messages, draw_schedule(rng, duration(messages, options.rate))
 
@@ -148,9 +156,9 @@ def draw(
 def run_trial(base: Settings, options: Options, index: int, say: Any = print) -> Trial:
     started = time.monotonic()
     name = f"torture-{options.seed}-{index}-{uuid.uuid4().hex[:6]}"
-    trial = Trial(options.seed, index, name)
+    trial = Trial(options.seed, index, name, rerun=options.rerun(index))
     settings = trial_settings(base, options, name)
-    trial.messages, schedule = draw(options.seed, index, options, settings.schemas_dir)
+    trial.messages, schedule = draw(options.seed, index, options, settings)
     log_dir = options.log_dir / name
     log_dir.mkdir(parents=True, exist_ok=True)
     dead_letters = DeadLetterLog(settings)

@@ -152,7 +152,7 @@ def details(trial: Trial) -> str:
     """What went wrong, with the offsets, and how to run the trial alone."""
     lines = [
         f"  seed {trial.seed} trial {trial.index}: rerun alone with "
-        f"--seed {trial.seed} --only-trial {trial.index}; {trial.kept}"
+        f"`streamgauge bench torture {trial.rerun}`; {trial.kept}"
     ]
     lines += [
         f"  fault {a.fault.describe()}: started {a.started:.1f}s {a.note}" for a in trial.faults
