@@ -178,7 +178,11 @@ def run_trial(base: Settings, options: Options, index: int, say: Any = print) ->
         )
     else:
         with trial.phase("drop"):
-            drop(settings)
+            try:
+                drop(settings)
+            except Exception:  # reported; the next trial has names of its own
+                trial.error += "dropping the trial's topics and database failed:\n"
+                trial.error += traceback.format_exc(limit=3)
     if trial.failed:
         trial.kept = trial.kept or f"logs {log_dir}"
     else:

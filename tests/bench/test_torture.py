@@ -34,7 +34,7 @@ SEEDS = [11, 19]
 def test_a_short_trial_accounts_for_every_message(
     local_stack: Settings, seed: int, tmp_path: Path
 ) -> None:
-    options = Options(seed=seed, messages=600, rate=150, catch_up_seconds=60, log_dir=tmp_path)
+    options = Options(seed=seed, messages=600, rate=150, catch_up_seconds=45, log_dir=tmp_path)
     trial = run_trial(local_stack, options, 0, say=lambda _line: None)
     assert not trial.error, trial.error
     assert trial.faults_by_kind(), "the schedule injected no fault"
