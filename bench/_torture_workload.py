@@ -111,12 +111,14 @@ class Workload:
         self._invalid_seq = INVALID_SEQ_BASE
         self._valid_indexes: list[int] = []
         self.mix = Mix(0.0, 0.0, 0, 0, 0, backfill=False)
+        self.now_ms = 0
 
     def draw(self, count: int, now_ms: int, mix: Mix) -> list[Planned]:
         """About ``count`` messages (a backfill adds its 121): every hostile kind at least
         once, the specials of the drawn mix, the rest ordinary, in a shuffled order."""
         rng = self.rng
         self.mix = mix
+        self.now_ms = now_ms
         self.devices = [self._device(i, now_ms) for i in range(rng.randint(6, 16))]
         plan: list[Callable[[], None]] = [partial(self._invalid, kind) for kind in INVALID]
         plan += [self._many_readings] * mix.many_readings
@@ -322,7 +324,7 @@ def _non_finite(w: Workload, device: Device, record: Record) -> tuple[bytes, str
 
 
 def _far_future(w: Workload, device: Device, record: Record) -> tuple[bytes, str, Record | None]:
-    bad = {**record, "event_time": int(time.time() * 1000) + w.rng.randint(2, 3650) * 86_400_000}
+    bad = {**record, "event_time": w.now_ms + w.rng.randint(2, 3650) * 86_400_000}
     return device.encoder.encode(bad), "invalid_event_time", bad
 
 
