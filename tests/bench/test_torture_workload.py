@@ -52,7 +52,7 @@ def test_every_message_meets_the_fate_the_generator_gives_it(seed: int) -> None:
         reason, rows = verdict(decoder, message)
         if message.expect == "dead_letter":
             assert reason == message.reason, message.kind
-        else:
+        elif message.expect == "stored" or reason == "ok":  # "either": stored whole, or a letter
             assert reason == "ok", message.kind
             assert rows == message.readings, message.kind
 
