@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from streams import settings
-from streams.cli import bench, lag, migrate, simulate, topics, worker
+from streams.cli import bench, dlq, lag, migrate, simulate, topics, worker
 from streams.errors import UserError
 
-SUBCOMMANDS: list[ModuleType] = [topics, simulate, worker, migrate, lag, bench]
+SUBCOMMANDS: list[ModuleType] = [topics, simulate, worker, migrate, lag, dlq, bench]
 # Commands that live with the code they run, found by name so that streams imports neither:
 # the read API's (installed everywhere) and the local stack's (in a source checkout only).
 COMMANDS_ELSEWHERE = {"devstack.cli": 0, "api.cli": 5}  # module -> position in the list
