@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from streams.worker.batch import Batch, Identity
@@ -30,67 +31,94 @@ class Store(Protocol):
     async def stored_identities(self, wanted: Sequence[Identity]) -> set[Identity]: ...
 
 
+@dataclass
+class Known:
+    """What this process knows of one device's seqs."""
+
+    taken: int  # the highest seq in a batch of this process (stored, in flight or open)
+    settled: int  # the highest seq stored, or in a batch whose resends were already dropped
+    learned: bool = False  # ``settled`` includes what ClickHouse had when first asked
+
+
 class Resends:
-    """The highest seq known per device, for the devices this process saw recently."""
+    """The highest seqs known per device, for the devices this process saw recently."""
 
     def __init__(self, store: Store, max_devices: int = 200_000) -> None:
         self._store = store
         self._max_devices = max_devices
-        self._highest: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._known: collections.OrderedDict[str, Known] = collections.OrderedDict()
 
     def is_new(self, identity: Identity) -> bool:
         """True when this message is new for sure; False when it must be looked up."""
         device, _, seq = identity
-        highest = self._highest.get(device)
-        if highest is None or seq <= highest:
+        known = self._known.get(device)
+        if known is None:
+            self._remember(device, Known(seq, -1))
             return False
-        self._highest[device] = seq
+        self._known.move_to_end(device)  # least recently seen devices are forgotten first
+        if not known.learned or seq <= known.taken:
+            known.taken = max(known.taken, seq)
+            return False
+        known.taken = seq
         return True
 
     async def settle(self, batch: Batch) -> None:
         """Drop from ``batch`` the messages that are resends: of a stored message, or of an
         earlier message of the same batch."""
-        if not batch.unsure:
-            return
-        unsure = {index: batch.identities[index] for index in batch.unsure}
-        await self._learn([identity[0] for identity in unsure.values()])
-        stored = await self._stored(list(unsure.values()))
-        first_index: dict[Identity, int] = {}
-        for index, identity in enumerate(batch.identities):
-            first_index.setdefault(identity, index)
-        resent = {
-            index
-            for index, identity in unsure.items()
-            if identity in stored or first_index[identity] != index
-        }
+        if batch.unsure:
+            unsure = {index: batch.identities[index] for index in batch.unsure}
+            await self._learn([identity[0] for identity in unsure.values()])
+            stored = await self._stored(list(unsure.values()))
+            first_index: dict[Identity, int] = {}
+            for index, identity in enumerate(batch.identities):
+                first_index.setdefault(identity, index)
+            batch.drop(
+                {
+                    index
+                    for index, identity in unsure.items()
+                    if identity in stored or first_index[identity] != index
+                }
+            )
         for device, _, seq in batch.identities:
-            self._raise(device, seq)
-        batch.drop(resent)
+            known = self._known.get(device)
+            if known is not None:
+                known.settled = max(known.settled, seq)
+                known.taken = max(known.taken, seq)
 
     def forget(self) -> None:
         """After a rebalance another process may have stored for our devices: ask again."""
-        self._highest.clear()
+        self._known.clear()
 
     async def _learn(self, devices: Sequence[str]) -> None:
-        unknown = sorted({device for device in devices if device not in self._highest})
-        for start in range(0, len(unknown), LOOKUP_CHUNK):
-            chunk = unknown[start : start + LOOKUP_CHUNK]
+        unlearned = sorted({d for d in devices if not self._get(d).learned})
+        for start in range(0, len(unlearned), LOOKUP_CHUNK):
+            chunk = unlearned[start : start + LOOKUP_CHUNK]
             highest = await self._store.highest_seqs(chunk)
             for device in chunk:
-                self._raise(device, highest.get(device, -1))
+                known = self._get(device)
+                stored = highest.get(device, -1)
+                known.settled = max(known.settled, stored)
+                known.taken = max(known.taken, stored)
+                known.learned = True
 
     async def _stored(self, wanted: list[Identity]) -> set[Identity]:
-        """Those of ``wanted`` already stored; a seq above its device's highest is not."""
-        candidates = sorted({i for i in wanted if i[2] <= self._highest.get(i[0], -1)})
+        """Those of ``wanted`` already stored: only a seq not above the device's settled
+        highest can be."""
+        candidates = sorted({i for i in wanted if i[2] <= self._get(i[0]).settled})
         found: set[Identity] = set()
         for start in range(0, len(candidates), LOOKUP_CHUNK):
             found |= await self._store.stored_identities(candidates[start : start + LOOKUP_CHUNK])
         return found
 
-    def _raise(self, device: str, seq: int) -> None:
-        highest = self._highest.get(device)
-        if highest is None or seq > highest:
-            self._highest[device] = seq
-        self._highest.move_to_end(device)
-        while len(self._highest) > self._max_devices:
-            self._highest.popitem(last=False)
+    def _get(self, device: str) -> Known:
+        known = self._known.get(device)
+        if known is None:
+            known = self._remember(device, Known(-1, -1))
+        return known
+
+    def _remember(self, device: str, known: Known) -> Known:
+        self._known[device] = known
+        self._known.move_to_end(device)
+        while len(self._known) > self._max_devices:
+            self._known.popitem(last=False)
+        return known

@@ -483,3 +483,30 @@ async def test_a_failing_store_is_retried_never_skipped() -> None:
     await logged(log, ("commit", {0: (2, "")}))
     assert [b.token for b in sink.batches] == ["m/0/0-1"]
     assert ingest.metrics._flush_failures.labels("m", "runtimeerror")._value.get() == 1
+
+
+async def test_steady_traffic_is_never_looked_up_while_batches_overlap() -> None:
+    ingest, _, sink, _ = make_ingest(max_rows=20, linger=0.0, max_seconds=0.0)
+    lookups: list[int] = []
+    stored_identities = sink.stored_identities
+
+    async def counted(wanted: Sequence[Identity]) -> set[Identity]:
+        lookups.append(len(wanted))
+        return await stored_identities(wanted)
+
+    sink.stored_identities = counted  # type: ignore[method-assign]
+    sink.gate.set()
+    ingest.on_rebalance(Assigned({0: None}))
+    offset = 0
+    for _ in range(8):  # each poll fills one batch while the previous one is in flight
+        polled = [message(0, offset + i, device=f"d{i % 5}", seq=offset + i) for i in range(15)]
+        offset += 15
+        ingest.submit(polled, epoch=ingest.partitions[0].epoch)
+        await settle()
+    resent = message(0, offset, device="d1", seq=offset - 4)  # the newest of d1 again
+    ingest.submit([resent], epoch=ingest.partitions[0].epoch)
+    await asyncio.sleep(0.05)
+    ingest.poll()
+    await settle()
+    assert lookups == [1], "only the resend is looked up"
+    assert len(sink.rows()) == offset * 2
