@@ -5,23 +5,6 @@ ALTER TABLE readings ADD COLUMN IF NOT EXISTS source_partition UInt16 DEFAULT 0 
 
 ALTER TABLE readings ADD COLUMN IF NOT EXISTS source_offset UInt64 DEFAULT 0 CODEC(T64, ZSTD(1));
 
--- The highest seq stored per device, maintained on insert by device_seq_mv. A resend of a stored
--- message has a seq at most this high, so the worker looks up in readings only the messages
--- whose seq is not above it (docs/delivery.md: resends count once).
-CREATE TABLE IF NOT EXISTS device_seq
-(
-    device_id String,
-    max_seq   SimpleAggregateFunction(max, UInt64)
-)
-ENGINE = AggregatingMergeTree
-ORDER BY device_id
-SETTINGS non_replicated_deduplication_window = 100000;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS device_seq_mv TO device_seq AS
-SELECT device_id, max(seq) AS max_seq
-FROM readings
-GROUP BY device_id;
-
 -- Dead letters Kafka refused to hold (larger than the dead-letter topic's limit): the original
 -- bytes are kept here, and the dead-letter topic gets a reference with the same headers.
 CREATE TABLE IF NOT EXISTS dead_letters

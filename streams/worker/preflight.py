@@ -20,7 +20,9 @@ from streams.settings import Settings
 from streams.worker.dlq import HEADER_ROOM
 
 # Tables an insert into readings writes (directly or through materialized views).
-DEDUPLICATED = ("readings", "latest", "readings_1m", "devices", "device_seq")
+DEDUPLICATED = ("readings", "latest", "readings_1m", "devices")
+# Tables of later migrations the worker reads or writes (resend checks, dead letters).
+REQUIRED = ("device_partitions", "dead_letters")
 _WINDOW = re.compile(r"\b(?:non_)?replicated_deduplication_window\s*=\s*(\d+)")
 
 
@@ -53,10 +55,10 @@ def check(settings: Settings, client: Client, topic: Topic) -> list[str]:
         for name, engine in client.query(
             "SELECT name, engine_full FROM system.tables "
             "WHERE database = currentDatabase() AND name IN {names:Array(String)}",
-            parameters={"names": list(DEDUPLICATED)},
+            parameters={"names": [*DEDUPLICATED, *REQUIRED]},
         ).result_rows
     )
-    if "source_offset" not in columns or set(DEDUPLICATED) - set(tables):
+    if "source_offset" not in columns or {*DEDUPLICATED, *REQUIRED} - set(tables):
         raise UserError(
             f"Database {settings.clickhouse_database} is missing migrations the worker needs; "
             "run `streamgauge migrate up`."

@@ -5,7 +5,7 @@ offsets. Rows of both would collapse under ``readings FINAL``, but rollups and s
 count them twice, so the worker drops a resend before the insert (docs/delivery.md).
 
 Deciding it is cheap for nearly every message: a device's seq grows, so a message whose seq is
-above the highest seq ever stored for its device (ClickHouse's ``device_seq``, looked up once
+above the highest seq ever stored for its device (``device_partitions.max_seq``, looked up once
 per device and then followed in memory) is new. Only the others — resends, late messages,
 devices whose seq went back (a reboot) — are looked up in ``readings`` by their identity,
 once per batch, right before its insert (after the partition's previous batch was stored).

@@ -167,7 +167,7 @@ class ClickHouseSink:
     async def highest_seqs(self, devices: Sequence[str]) -> dict[str, int]:
         """The highest seq stored per device (devices with nothing stored are absent)."""
         result = await self._client.query(
-            "SELECT device_id, max(max_seq) FROM device_seq "
+            "SELECT device_id, max(max_seq) FROM device_partitions "
             "WHERE device_id IN {devices:Array(String)} GROUP BY device_id",
             parameters={"devices": list(devices)},
         )

@@ -41,5 +41,5 @@ def test_plan_all_prints_the_cluster_rendering_without_a_server(
     assert out.startswith("-- rendered for cluster 'prod'")
     assert "-- 0004_devices.sql (pending; sha256 6ca4a69ebf3f)" in out
     assert "CREATE TABLE IF NOT EXISTS readings ON CLUSTER 'prod'" in out
-    assert out.count("ENGINE = Replicated") == 7
+    assert out.count("ENGINE = Replicated") == 6
     assert "non_replicated" not in out

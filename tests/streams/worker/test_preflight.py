@@ -41,7 +41,7 @@ def test_deduplication_turned_off_is_refused_in_one_sentence(pipeline: Settings)
 
 def test_a_database_without_the_migrations_is_refused(pipeline: Settings) -> None:
     client = sync_client(pipeline)
-    client.command("DROP TABLE device_seq_mv")
-    client.command("DROP TABLE device_seq")
+    client.command("DROP TABLE device_partitions_mv")
+    client.command("DROP TABLE device_partitions")
     with pytest.raises(UserError, match="run `streamgauge migrate up`"):
         preflight.check(pipeline, client, preflight.describe_topic(pipeline))
