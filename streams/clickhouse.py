@@ -7,7 +7,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.asyncclient import AsyncClient
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from streams.errors import UserError
 from streams.settings import Settings
@@ -33,6 +33,8 @@ def sync_client(settings: Settings, database: str | None = None) -> Client:
         return clickhouse_connect.get_client(**_options(settings, database))
     except OperationalError as error:
         raise unreachable(settings, error) from None
+    except DatabaseError as error:
+        raise refused(settings, database, error) from None
 
 
 async def async_client(
@@ -46,6 +48,8 @@ async def async_client(
         )
     except OperationalError as error:
         raise unreachable(settings, error) from None
+    except DatabaseError as error:
+        raise refused(settings, database, error) from None
 
 
 def unreachable(settings: Settings, error: Exception) -> UserError:
@@ -54,3 +58,22 @@ def unreachable(settings: Settings, error: Exception) -> UserError:
         f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} is unreachable "
         f"({first}); start it (`streamgauge dev up` locally) or set STREAMGAUGE_CLICKHOUSE_HOST."
     )
+
+
+def refused(settings: Settings, database: str | None, error: DatabaseError) -> UserError:
+    """One sentence for a server that answers but says no (never echoing the password)."""
+    where = f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port}"
+    text = str(error)
+    if "Code: 516" in text or "Code: 192" in text:
+        return UserError(
+            f"{where} refused user {settings.clickhouse_user!r} (wrong password, or no such "
+            "user); check STREAMGAUGE_CLICKHOUSE_USER and STREAMGAUGE_CLICKHOUSE_PASSWORD."
+        )
+    if "Code: 81" in text:
+        name = database if database is not None else settings.clickhouse_database
+        return UserError(
+            f"{where} has no database {name!r}; `streamgauge migrate up` creates it, or set "
+            "STREAMGAUGE_CLICKHOUSE_DATABASE."
+        )
+    first = text.replace(settings.clickhouse_password or "\0", "***").strip().splitlines()
+    return UserError(f"{where} refused the connection: {(first or ['?'])[0][:200]}")

@@ -1,0 +1,60 @@
+"""Errors a user causes are one sentence, no traceback, no password echoed (real engines)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.cli import main
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+SECRET = "s3cret-Not-To-Show"
+
+
+@pytest.mark.parametrize(
+    ("change", "command", "sentence"),
+    [
+        (
+            {"STREAMGAUGE_CLICKHOUSE_USER": "nobody", "STREAMGAUGE_CLICKHOUSE_PASSWORD": SECRET},
+            ["worker", "--processes", "1"],
+            "refused user 'nobody' (wrong password, or no such user)",
+        ),
+        (
+            {"STREAMGAUGE_CLICKHOUSE_USER": "nobody", "STREAMGAUGE_CLICKHOUSE_PASSWORD": SECRET},
+            ["migrate", "status"],
+            "refused user 'nobody'",
+        ),
+        (
+            {"STREAMGAUGE_CLICKHOUSE_DATABASE": "no_such_database_here"},
+            ["worker", "--processes", "1"],
+            "has no database 'no_such_database_here'; `streamgauge migrate up` creates it",
+        ),
+        (
+            {"STREAMGAUGE_CLICKHOUSE_PORT": "1"},
+            ["worker", "--processes", "1"],
+            "ClickHouse at 127.0.0.1:1 is unreachable",
+        ),
+        (
+            {"STREAMGAUGE_TOPIC": "no-such-topic-here"},
+            ["worker", "--processes", "1"],
+            "Cannot describe topic no-such-topic-here",
+        ),
+    ],
+)
+def test_a_wrong_setting_is_one_sentence(
+    pipeline: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    command: list[str],
+    sentence: str,
+) -> None:
+    for name, value in {**pipeline.to_env(), **change}.items():
+        monkeypatch.setenv(name, value)
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert sentence in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert SECRET not in err
