@@ -44,7 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in commands():
         module.register(subparsers)
+    _accept_everywhere(subparsers, "--log-level", "log_level")
     return parser
+
+
+def _accept_everywhere(subparsers: argparse._SubParsersAction, flag: str, dest: str) -> None:  # type: ignore[type-arg]
+    """Let a global flag also follow the subcommand (``streamgauge worker --log-level DEBUG``)."""
+    for sub in subparsers.choices.values():
+        sub.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_everywhere(action, flag, dest)
 
 
 def print_settings() -> None:

@@ -1,10 +1,10 @@
-"""Errors a user causes are one sentence, no traceback, no password echoed (real engines)."""
+"""The command line: errors a user causes are one sentence, global flags go anywhere."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.cli import main
+from streams.cli import build_parser, main
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -58,3 +58,16 @@ def test_a_wrong_setting_is_one_sentence(
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
     assert SECRET not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-level", "DEBUG", "worker"],
+        ["worker", "--log-level", "DEBUG"],
+        ["migrate", "up", "--log-level", "DEBUG"],
+        ["dlq", "inspect", "--log-level", "DEBUG"],
+    ],
+)
+def test_global_flags_work_before_and_after_the_subcommand(argv: list[str]) -> None:
+    assert build_parser().parse_args(argv).log_level == "DEBUG"
