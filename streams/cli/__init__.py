@@ -20,6 +20,42 @@ SUBCOMMANDS: list[ModuleType] = [topics, simulate, worker, migrate, lag, dlq, be
 COMMANDS_ELSEWHERE = {"devstack.cli": 0, "api.cli": 5}  # module -> position in the list
 
 
+# Each command's --help ends with examples.
+EXAMPLES = {
+    "dev": ["streamgauge dev up", "streamgauge dev status", "streamgauge dev run --devices 100"],
+    "topics": ["streamgauge topics create", "streamgauge topics create --partitions 12"],
+    "simulate": [
+        "streamgauge simulate --devices 500 --rate 2000 --duration 60",
+        "streamgauge simulate --devices 50 --rate 100 --duration 30 --bad-ratio 0.05",
+    ],
+    "worker": [
+        "streamgauge worker --processes 2",
+        "STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS=kafka:9092 streamgauge worker --processes 1",
+    ],
+    "migrate": [
+        "streamgauge migrate status",
+        "streamgauge migrate plan",
+        "streamgauge migrate check --staging-url http://default:PASSWORD@staging:8123",
+        "streamgauge migrate up",
+    ],
+    "api": ["streamgauge api --port 8080", "streamgauge api hash-key"],
+    "lag-exporter": [
+        "curl -s 127.0.0.1:9308/status   # what it reports",
+        "streamgauge lag-exporter --port 9308",
+    ],
+    "bench": ["streamgauge bench ingest --messages 200000", "streamgauge bench torture --trials 5"],
+}
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual; keeps an epilog of example lines as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def commands() -> list[ModuleType]:
     found = list(SUBCOMMANDS)
     for name, position in COMMANDS_ELSEWHERE.items():
@@ -45,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     for module in commands():
         module.register(subparsers)
     _accept_everywhere(subparsers, "--log-level", "log_level")
+    for name, sub in subparsers.choices.items():
+        if name in EXAMPLES:
+            sub.epilog = "examples:\n" + "".join(f"  {line}\n" for line in EXAMPLES[name])
+        sub.formatter_class = ExamplesFormatter
     return parser
 
 

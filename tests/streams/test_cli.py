@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from streams.cli import build_parser, main
@@ -71,3 +73,11 @@ def test_a_wrong_setting_is_one_sentence(
 )
 def test_global_flags_work_before_and_after_the_subcommand(argv: list[str]) -> None:
     assert build_parser().parse_args(argv).log_level == "DEBUG"
+
+
+def test_every_commands_help_ends_with_examples() -> None:
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in commands.choices.items():
+        lines = parser.format_help().rstrip().splitlines()
+        assert "examples:" in lines, name
+        assert "streamgauge " in lines[-1], name
