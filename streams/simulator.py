@@ -12,6 +12,7 @@ import random
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.codec import SINGLE_OBJECT_MAGIC, Record
@@ -126,10 +127,14 @@ def run(
     duration: float,
     bad_ratio: float = 0.0,
     count: int | None = None,
+    progress: Callable[[Summary], None] | None = None,
+    every: float = 5.0,
 ) -> Summary:
-    """Send at ``rate`` messages/s (fleet-wide) for ``duration`` s or ``count`` messages."""
+    """Send at ``rate`` messages/s (fleet-wide) for ``duration`` s or ``count`` messages;
+    ``progress`` hears how far it got every ``every`` seconds."""
     summary = Summary()
     start = time.monotonic()
+    reported = start
     devices = fleet.devices
     chooser = random.Random(7)
     while True:
@@ -153,6 +158,10 @@ def run(
                 summary.by_version[device.version] += 1
                 summary.readings += len(record["readings"])
             summary.sent += 1
+        if progress is not None and time.monotonic() - reported >= every:
+            reported = time.monotonic()
+            summary.seconds = reported - start
+            progress(summary)
         time.sleep(0.005)
     producer.flush()
     summary.seconds = time.monotonic() - start

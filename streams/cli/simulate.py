@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from streams import simulator
 from streams.codec import load_versions
 from streams.errors import UserError
-from streams.producer import MeasurementProducer
+from streams.producer import DeliveryFailed, MeasurementProducer
 from streams.settings import Settings
 
 
@@ -43,10 +46,49 @@ def run(args: argparse.Namespace) -> int:
             "--devices must be ≥ 1, --rate ≥ 0, --duration > 0 and --bad-ratio in [0, 1]."
         )
     settings = Settings.from_env()
+    reachable(settings)
     versions = [v.version for v in load_versions(settings.schemas_dir)]
     producer = MeasurementProducer(settings)
     fleet = simulator.Fleet(args.devices, versions, seed=args.seed, prefix=args.prefix)
-    summary = simulator.run(producer, fleet, args.rate, args.duration, args.bad_ratio, args.count)
+    try:
+        summary = simulator.run(
+            producer,
+            fleet,
+            args.rate,
+            args.duration,
+            args.bad_ratio,
+            args.count,
+            progress=report,
+        )
+    except DeliveryFailed as error:
+        raise UserError(
+            f"Messages could not be delivered to {settings.topic} at "
+            f"{settings.kafka_bootstrap_servers} ({error}); is Kafka still up?"
+        ) from None
     for line in summary.lines():
         print(line)
     return 0
+
+
+def reachable(settings: Settings) -> None:
+    """Fail in seconds, with one sentence, when Kafka or the topic is not there."""
+    admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 5_000})
+    try:
+        topics = admin.list_topics(timeout=5).topics
+    except KafkaException:
+        raise UserError(
+            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable; start it "
+            "(`streamgauge dev up` locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
+        ) from None
+    if settings.topic not in topics:
+        raise UserError(
+            f"There is no topic {settings.topic} at {settings.kafka_bootstrap_servers}; "
+            "`streamgauge topics create` makes it."
+        )
+
+
+def report(summary: simulator.Summary) -> None:
+    rate = summary.sent / summary.seconds if summary.seconds else 0.0
+    bad = sum(summary.bad.values())
+    line = f"sent {summary.sent:,} messages in {summary.seconds:.0f} s ({rate:,.0f}/s)"
+    print(f"{line}, {bad} malformed", flush=True)

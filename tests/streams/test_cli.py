@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 import pytest
 
@@ -81,3 +82,20 @@ def test_every_commands_help_ends_with_examples() -> None:
         lines = parser.format_help().rstrip().splitlines()
         assert "examples:" in lines, name
         assert "streamgauge " in lines[-1], name
+
+
+def test_simulate_reports_progress_and_fails_fast_without_kafka(
+    pipeline: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in pipeline.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["simulate", "--devices", "5", "--rate", "50", "--duration", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "sent " in out.splitlines()[0], "a progress line while it runs"
+    monkeypatch.setenv("STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    started = time.monotonic()
+    assert main(["simulate", "--devices", "5", "--rate", "50", "--duration", "60"]) == 1
+    assert time.monotonic() - started < 15, "seconds, not the whole --duration"
+    err = capsys.readouterr().err
+    assert "Kafka at 127.0.0.1:1 is unreachable" in err
+    assert "Traceback" not in err
