@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import OperationalError
+
 from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.settings import Settings
@@ -47,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if settings.worker_processes < 1:
         raise UserError("--processes must be at least 1.")
     topic = preflight.describe_topic(settings)
-    for warning in preflight.check(settings, sync_client(settings), topic):
+    client = sync_client(settings)
+    try:
+        warnings = preflight.check(settings, client, topic)
+    except OperationalError as error:  # connected, then cut: the workers wait for it anyway
+        first = str(error).strip().splitlines()[0][:200]
+        warnings = [f"ClickHouse did not answer the start-up checks ({first}); starting anyway"]
+    for warning in warnings:
         print(f"streamgauge worker: warning: {warning}", file=sys.stderr)
     return Supervisor(settings, settings.worker_processes).run()
