@@ -31,6 +31,7 @@ from confluent_kafka.admin import (
 )
 
 from bench._torture_observe import DeadLetterLog
+from devstack.daemon import child_pids
 from devstack.fault_proxy import FaultProxyProcess
 from streams.settings import Settings
 
@@ -98,17 +99,7 @@ class Supervisor:
 
     def children(self) -> list[int]:
         """Pids of the worker processes it runs now."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return sorted(pids)
+        return child_pids(self.process.pid)
 
     def stop(self, timeout: float = 60) -> None:
         """SIGTERM and wait; a supervisor that hangs is killed with its children."""

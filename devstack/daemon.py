@@ -125,6 +125,21 @@ def last_line(path: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def child_pids(parent: int) -> list[int]:
+    """Pids of the processes whose parent is ``parent`` (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

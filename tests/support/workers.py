@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devstack.daemon import child_pids
 from streams.settings import Settings
 
 
@@ -29,17 +30,7 @@ class Workers:
 
     def children(self) -> list[int]:
         """Pids of the worker processes the supervisor runs now."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return sorted(pids)
+        return child_pids(self.process.pid)
 
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
