@@ -11,6 +11,7 @@ from typing import Protocol
 from devstack.clickhouse_local import LocalClickHouse
 from devstack.daemon import Daemon
 from devstack.kafka_broker import KafkaBroker
+from devstack.registry import LocalRegistry
 from streams.settings import Settings
 
 
@@ -58,7 +59,12 @@ def components(settings: Settings) -> list[Component]:
         user=settings.clickhouse_user,
         password=settings.clickhouse_password,
     )
-    return [Component(kafka, ready_timeout=90.0), Component(clickhouse, ready_timeout=30.0)]
+    registry = LocalRegistry(settings.devstack_dir, port=settings.devstack_registry_port)
+    return [
+        Component(kafka, ready_timeout=90.0),
+        Component(clickhouse, ready_timeout=30.0),
+        Component(registry, ready_timeout=30.0),
+    ]
 
 
 def up(settings: Settings, say: Callable[[str], None]) -> list[str]:

@@ -191,6 +191,9 @@ class Settings:
     # Local stack
     devstack_dir: Path = _setting(REPO_ROOT / ".devstack", "Data and logs of the local stack.")
     cache_dir: Path = _setting(REPO_ROOT / ".cache", "Download caches (Maven repository).")
+    devstack_registry_port: int = _setting(
+        8081, "Port of the local stack's schema registry (127.0.0.1; `streamgauge dev up`)."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

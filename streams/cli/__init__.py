@@ -43,7 +43,10 @@ EXAMPLES = {
         "curl -s 127.0.0.1:9308/status   # what it reports",
         "streamgauge lag-exporter --port 9308",
     ],
-    "bench": ["streamgauge bench ingest --messages 200000", "streamgauge bench torture --trials 5"],
+    "bench": [
+        "streamgauge bench versus --messages 1000000 --latency",
+        "streamgauge bench torture --trials 5",
+    ],
 }
 
 

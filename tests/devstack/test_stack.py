@@ -36,21 +36,23 @@ def dev(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_twice_status_and_down_leave_nothing_behind(tmp_path: Path) -> None:
-    kafka, clickhouse = free_port(), free_port()
+    kafka, clickhouse, registry = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "STREAMGAUGE_DEVSTACK_DIR": str(tmp_path / "stack"),
         "STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
         "STREAMGAUGE_CLICKHOUSE_PORT": str(clickhouse),
+        "STREAMGAUGE_DEVSTACK_REGISTRY_PORT": str(registry),
     }
     try:
         up = dev(env, "up")
         assert up.returncode == 0, up.stderr
         assert "kafka      ready at" in up.stdout
         assert "clickhouse ready at" in up.stdout
+        assert "registry   ready at" in up.stdout
         again = dev(env, "up")
         assert again.returncode == 0
-        assert again.stdout.count("already running") == 2
+        assert again.stdout.count("already running") == 3
 
         status = dev(env, "status")
         assert status.returncode == 0
@@ -58,6 +60,7 @@ def test_up_twice_status_and_down_leave_nothing_behind(tmp_path: Path) -> None:
         assert [line.split()[:3] for line in lines] == [
             ["kafka", "running", f"127.0.0.1:{kafka}"],
             ["clickhouse", "running", f"127.0.0.1:{clickhouse}"],
+            ["registry", "running", f"127.0.0.1:{registry}"],
         ]
         pids = [int(line.split()[3]) for line in lines]
         assert all(running(pid) for pid in pids)
@@ -65,12 +68,13 @@ def test_up_twice_status_and_down_leave_nothing_behind(tmp_path: Path) -> None:
     finally:
         down = dev(env, "down")
     assert down.returncode == 0
-    for port in (kafka, kafka + 1, clickhouse):  # broker, KRaft controller, ClickHouse HTTP
+    # broker, KRaft controller, ClickHouse HTTP, schema registry
+    for port in (kafka, kafka + 1, clickhouse, registry):
         assert not port_open("127.0.0.1", port), f"port {port} still listening"
     assert not any(running(pid) for pid in pids), "a process survived down"
     stopped = dev(env, "status")
     assert stopped.returncode == 3
-    assert stopped.stdout.count("stopped") == 2
+    assert stopped.stdout.count("stopped") == 3
 
 
 def test_a_taken_port_is_one_clear_sentence(tmp_path: Path) -> None:
@@ -84,6 +88,7 @@ def test_a_taken_port_is_one_clear_sentence(tmp_path: Path) -> None:
             "STREAMGAUGE_DEVSTACK_DIR": str(tmp_path / "stack"),
             "STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
             "STREAMGAUGE_CLICKHOUSE_PORT": str(taken),
+            "STREAMGAUGE_DEVSTACK_REGISTRY_PORT": str(free_port()),
         }
         try:
             up = dev(env, "up")

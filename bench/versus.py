@@ -1,0 +1,352 @@
+"""``streamgauge bench versus``: the workers against ClickHouse's own Kafka engine, same backlog.
+
+One topic (default 6 partitions) gets N Confluent-framed measurements (default 1,000,000) as a
+backlog, produced once through the schema registry (the local stack's, 127.0.0.1:8081, unless
+``STREAMGAUGE_SCHEMA_REGISTRY_URL`` says otherwise). Then, for each parallelism (default 1 and
+2), one after another on the same topic with their own consumer groups and databases:
+
+* **engine**: a Kafka engine table (``AvroConfluent``, ``kafka_num_consumers`` = parallelism,
+  one thread per consumer) and a materialized view that ``ARRAY JOIN``\\ s the readings into
+  ``readings`` — the setup ClickHouse's documentation gives;
+* **workers**: ``streamgauge worker --processes N``.
+
+Each side drains the whole backlog. The steady rate is the slope of stored rows between 10 % and
+90 % of the backlog; CPU per reading is the CPU time (user + system, from /proc) the side's
+processes used in that same window divided by the readings stored in it — the workers' processes
+and the ClickHouse server are reported separately. It prints a table with ratios and writes
+bench/results/versus.json.
+
+``--latency`` adds the half-load figure: the simulator sends at half the workers' measured rate
+for ``--latency-seconds`` while the workers run, and p50/p99 of ``stored_at - event_time`` (a
+device's send to the row being written) are read back from ``readings``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench._results import write
+from devstack.clickhouse_local import LocalClickHouse
+from devstack.daemon import child_pids
+from streams import migrations, simulator, topics
+from streams.clickhouse import sync_client
+from streams.codec import load_versions
+from streams.producer import MeasurementProducer
+from streams.settings import Settings
+
+LOCAL_REGISTRY = "http://127.0.0.1:8081"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamgauge bench versus", description=__doc__)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--devices", type=int, default=1_000)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--parallelism", default="1,2", help="comma-separated consumers/processes (default 1,2)"
+    )
+    parser.add_argument("--only", choices=("engine", "workers"), help="run one side only")
+    parser.add_argument("--latency", action="store_true", help="also measure at half load")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    run_id = uuid.uuid4().hex[:8]
+    env = Settings.from_env()
+    base = dataclasses.replace(
+        env,
+        topic=f"bench-versus-{run_id}",
+        dlq_topic=f"bench-versus-{run_id}.dlq",
+        topic_partitions=args.partitions,
+        schema_registry_url=env.schema_registry_url or LOCAL_REGISTRY,
+        log_level="WARNING",
+    )
+    server = clickhouse_pid(base)
+    topics.create(base)
+    print(f"producing {args.messages:,} messages from {args.devices:,} devices to {base.topic} ...")
+    summary = produce(base, args.messages, args.devices)
+    print(f"  {summary.readings:,} readings in {summary.seconds:.1f} s")
+    figures: dict[str, Any] = {
+        "messages": args.messages,
+        "readings": summary.readings,
+        "partitions": args.partitions,
+        "runs": [],
+    }
+    sides = ("engine", "workers") if args.only is None else (args.only,)
+    for parallelism in [int(p) for p in args.parallelism.split(",")]:
+        for side in sides:
+            target = isolated(base, f"{side}_{parallelism}_{run_id}")
+            drain = engine if side == "engine" else workers
+            run = Run(side, parallelism, summary.readings, summary.readings / summary.sent)
+            drain(target, run, server)
+            run.report()
+            figures["runs"].append(run.figures())
+    print_table(figures["runs"])
+    if args.latency:
+        figures["latency"] = half_load(base, run_id, figures["runs"], args.latency_seconds)
+    write("versus", figures)
+    return 0
+
+
+def isolated(base: Settings, name: str) -> Settings:
+    target = dataclasses.replace(
+        base, clickhouse_database=f"bench_versus_{name}", consumer_group=f"bench-versus-{name}"
+    )
+    migrations.up(target, say=lambda _line: None)
+    return target
+
+
+def produce(settings: Settings, messages: int, devices: int) -> simulator.Summary:
+    versions = [v.version for v in load_versions(settings.schemas_dir)]
+    producer = MeasurementProducer(settings)
+    return simulator.run(producer, simulator.Fleet(devices, versions), 0, 3600, count=messages)
+
+
+def clickhouse_pid(settings: Settings) -> int | None:
+    """The local ClickHouse's pid (its CPU is measured), or None for a remote server."""
+    local = LocalClickHouse(
+        settings.devstack_dir, settings.clickhouse_host, settings.clickhouse_port
+    )
+    pid = local.daemon.pid()
+    if pid is None:
+        print("  (ClickHouse is not the local stack's: its CPU is not measured)")
+    return pid
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (those that exited count nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+@dataclass
+class Run:
+    """One side draining the backlog: stored rows and CPU sampled over time."""
+
+    side: str
+    parallelism: int
+    readings: int
+    per_message: float  # readings per message in the backlog
+    samples: list[tuple[float, int, float, float]] = field(default_factory=list)
+    # (monotonic, rows, CPU s of the side's own processes, CPU s of the ClickHouse server)
+
+    def window(self) -> tuple[tuple[float, int, float, float], tuple[float, int, float, float]]:
+        low = next(s for s in self.samples if s[1] >= 0.1 * self.readings)
+        high = next(s for s in self.samples if s[1] >= 0.9 * self.readings)
+        if low is high:  # stored in a few big blocks (the engine): first block to the last
+            low, high = next(s for s in self.samples if s[1] > 0), self.samples[-1]
+        return low, high
+
+    def figures(self) -> dict[str, Any]:
+        low, high = self.window()
+        seconds, rows = high[0] - low[0], high[1] - low[1]
+        messages_per_second = rows / seconds / self.per_message
+        own = (high[2] - low[2]) / rows * 1e6
+        server = (high[3] - low[3]) / rows * 1e6
+        return {
+            "side": self.side,
+            "parallelism": self.parallelism,
+            "readings_per_second": round(rows / seconds),
+            "messages_per_second": round(messages_per_second),
+            "cpu_us_per_reading_own": round(own, 2),
+            "cpu_us_per_reading_clickhouse": round(server, 2),
+            "seconds_10_to_90": round(seconds, 2),
+            "stored": self.samples[-1][1],
+        }
+
+    def report(self) -> None:
+        f = self.figures()
+        print(
+            f"{self.side:8} x{self.parallelism}: {f['messages_per_second']:>9,} msg/s "
+            f"{f['readings_per_second']:>10,} readings/s  CPU µs/reading: "
+            f"own {f['cpu_us_per_reading_own']:.2f}, "
+            f"ClickHouse {f['cpu_us_per_reading_clickhouse']:.2f}"
+        )
+
+
+def follow(
+    settings: Settings,
+    run: Run,
+    own: Callable[[], float],
+    server: int | None,
+    timeout: float = 900.0,
+) -> None:
+    """Sample stored rows and CPU until the backlog is stored (or stops moving)."""
+    client = sync_client(settings)
+    start = last_change = time.monotonic()
+    rows = -1
+    while True:
+        now = time.monotonic()
+        stored = int(client.query("SELECT count() FROM readings").result_rows[0][0])
+        run.samples.append((now, stored, own(), cpu_seconds([server]) if server else 0.0))
+        if stored != rows:
+            rows, last_change = stored, now
+        if stored >= run.readings:
+            return
+        if now - last_change > 60 or now - start > timeout:
+            raise SystemExit(f"{run.side} x{run.parallelism} stopped at {stored:,} rows")
+        time.sleep(0.25)
+
+
+ENGINE_TABLE = """
+CREATE TABLE kafka_measurements
+(
+    device_id String, event_time DateTime64(3, 'UTC'), seq UInt64,
+    readings Map(String, Float64), firmware String, site Nullable(String)
+)
+ENGINE = Kafka
+SETTINGS kafka_broker_list = {brokers}, kafka_topic_list = {topic}, kafka_group_name = {group},
+    kafka_format = 'AvroConfluent', kafka_num_consumers = {consumers},
+    kafka_thread_per_consumer = 1, kafka_max_block_size = 100000,
+    kafka_flush_interval_ms = 1000, format_avro_schema_registry_url = {registry},
+    input_format_avro_allow_missing_fields = 1
+"""
+ENGINE_VIEW = """
+CREATE MATERIALIZED VIEW kafka_measurements_to_readings TO readings AS
+SELECT device_id, metric, event_time, value, seq, firmware, ifNull(site, '') AS site
+FROM kafka_measurements
+ARRAY JOIN mapKeys(readings) AS metric, mapValues(readings) AS value
+"""
+
+
+def engine(settings: Settings, run: Run, server: int | None) -> None:
+    client = sync_client(settings)
+    quoted = {
+        "brokers": settings.kafka_bootstrap_servers,
+        "topic": settings.topic,
+        "group": settings.consumer_group,
+        "registry": settings.schema_registry_url,
+    }
+    ddl = ENGINE_TABLE.format(
+        consumers=run.parallelism,
+        **{k: "'" + v.replace("'", "\\'") + "'" for k, v in quoted.items()},
+    )
+    try:
+        client.command(ddl)
+    except Exception as error:
+        # chDB answers this CREATE with "Shutdown was called (LOGICAL_ERROR)" although the
+        # table exists and consumes; anything else is a real failure.
+        if "Shutdown was called" not in str(error) or not _exists(client, "kafka_measurements"):
+            raise
+    client.command(ENGINE_VIEW)
+    try:
+        # The server's CPU is all the engine's; "own" stays 0 for it.
+        follow(settings, run, lambda: 0.0, server)
+    finally:
+        client.command("DROP TABLE IF EXISTS kafka_measurements_to_readings")
+        client.command("DROP TABLE IF EXISTS kafka_measurements")
+
+
+def _exists(client: Any, table: str) -> bool:
+    return bool(client.command(f"EXISTS TABLE {table}"))
+
+
+def workers(settings: Settings, run: Run, server: int | None) -> None:
+    worker = start_workers(settings, run.parallelism)
+    try:
+        follow(settings, run, lambda: cpu_seconds([worker.pid, *child_pids(worker.pid)]), server)
+    finally:
+        stop(worker)
+
+
+def start_workers(settings: Settings, processes: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings.to_env()}
+    command = [sys.executable, "-m", "streams.cli", "worker", "--processes", str(processes)]
+    return subprocess.Popen(command, env=env)
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+
+
+def print_table(runs: list[dict[str, Any]]) -> None:
+    by = {(r["side"], r["parallelism"]): r for r in runs}
+    print()
+    print(
+        "| parallelism | engine msg/s | workers msg/s | ratio | CPU µs/reading engine "
+        "| workers (own + ClickHouse) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for parallelism in sorted({r["parallelism"] for r in runs}):
+        e, w = by.get(("engine", parallelism)), by.get(("workers", parallelism))
+        ratio = f"{w['messages_per_second'] / e['messages_per_second']:.2f}x" if e and w else "-"
+        print(
+            f"| {parallelism} | {e['messages_per_second']:,} | "
+            if e
+            else f"| {parallelism} | - | ",
+            end="",
+        )
+        print(f"{w['messages_per_second']:,} | " if w else "- | ", end="")
+        engine_cpu = f"{e['cpu_us_per_reading_clickhouse']:.2f}" if e else "-"
+        worker_cpu = (
+            f"{w['cpu_us_per_reading_own']:.2f} + {w['cpu_us_per_reading_clickhouse']:.2f}"
+            if w
+            else "-"
+        )
+        print(f"{ratio} | {engine_cpu} | {worker_cpu} |")
+
+
+def half_load(
+    base: Settings, run_id: str, runs: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """Send at half the best single-process worker rate; p50/p99 from send to stored."""
+    best = max((r["messages_per_second"] for r in runs if r["side"] == "workers"), default=20_000)
+    rate = best / 2
+    target = isolated(
+        dataclasses.replace(base, topic=f"{base.topic}-latency", dlq_topic=f"{base.topic}-l.dlq"),
+        f"latency_{run_id}",
+    )
+    topics.create(target)
+    worker = start_workers(target, 1)
+    try:
+        time.sleep(5)  # the group forms
+        versions = [v.version for v in load_versions(target.schemas_dir)]
+        producer = MeasurementProducer(target)
+        sent = simulator.run(producer, simulator.Fleet(1000, versions), rate, seconds)
+        client = sync_client(target)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stored = client.query("SELECT count() FROM readings").result_rows[0][0]
+            if stored >= sent.readings:
+                break
+            time.sleep(0.5)
+    finally:
+        stop(worker)
+    p50, p99, worst = client.query(
+        "SELECT quantile(0.5)(d), quantile(0.99)(d), max(d) FROM "
+        "(SELECT dateDiff('millisecond', event_time, stored_at) AS d FROM readings)"
+    ).result_rows[0]
+    figure = {
+        "rate_messages_per_second": round(rate),
+        "seconds": seconds,
+        "messages": sent.sent,
+        "p50_ms": float(p50),
+        "p99_ms": float(p99),
+        "max_ms": float(worst),
+    }
+    print(
+        f"half load ({rate:,.0f} msg/s for {seconds:.0f} s): send → stored p50 {p50:.0f} ms, "
+        f"p99 {p99:.0f} ms, max {worst:.0f} ms"
+    )
+    return figure
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The local schema registry: what the producers, the workers and ClickHouse ask of it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from devstack.daemon import free_port
+from devstack.registry import LocalRegistry
+from streams.codec import Decoder, Encoder, load_versions
+from streams.registry import register
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    local = LocalRegistry(tmp_path, port=free_port())
+    local.start()
+    local.daemon.wait_ready(local.ready, 30)
+    yield local
+    local.daemon.stop()
+
+
+def client(local: LocalRegistry) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": f"http://{local.daemon.address}"})
+
+
+def test_registered_versions_keep_their_ids_and_decode_across_a_restart(
+    registry: LocalRegistry,
+) -> None:
+    versions = load_versions(Settings().schemas_dir)
+    ids = [register(client(registry), "measurements", v) for v in versions]
+    assert ids == [1, 2]
+    assert register(client(registry), "measurements", versions[0]) == 1, "same schema, same id"
+    assert register(client(registry), "other", versions[1]) == 2, "ids are global"
+
+    registry.daemon.stop()
+    registry.start()
+    registry.daemon.wait_ready(registry.ready, 30)
+    fresh = client(registry)  # no cache: every answer comes from the restarted registry
+    record = {
+        "device_id": "dev-1",
+        "event_time": 1_795_000_000_000,
+        "seq": 3,
+        "readings": {"temperature_c": 21.5},
+        "firmware": "fw-1",
+        "site": "plant-a",
+    }
+    payload = Encoder(versions[1], schema_id=2).encode(record)
+    assert Decoder(versions, fresh).decode(payload) == record
+    found = fresh.lookup_schema(
+        "measurements-value", Schema(json.dumps(versions[0].source), "AVRO")
+    )
+    assert (found.schema_id, found.version) == (1, 1)
+
+
+def test_unknown_ids_and_bad_bodies_get_the_registry_errors(registry: LocalRegistry) -> None:
+    with pytest.raises(SchemaRegistryError) as unknown:
+        client(registry).get_schema(41)
+    assert unknown.value.http_status_code == 404
+
+    request = urllib.request.Request(
+        f"http://{registry.daemon.address}/subjects/x-value/versions",
+        data=b'{"schema": "not json"}',
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 422
