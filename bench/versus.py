@@ -57,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parallelism", default="1,2", help="comma-separated consumers/processes (default 1,2)"
     )
-    parser.add_argument("--only", choices=("engine", "workers"), help="run one side only")
+    parser.add_argument(
+        "--sides",
+        default="engine,workers",
+        help="comma-separated, in order: engine, workers, native (the workers inserting rows "
+        "they built, STREAMGAUGE_INSERT_FORMAT=native); default engine,workers",
+    )
     parser.add_argument("--latency", action="store_true", help="also measure at half load")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
@@ -82,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         "partitions": args.partitions,
         "runs": [],
     }
-    sides = ("engine", "workers") if args.only is None else (args.only,)
-    for parallelism in [int(p) for p in args.parallelism.split(",")]:
+    sides = args.sides.split(",")
+    for index, parallelism in enumerate(int(p) for p in args.parallelism.split(",")):
         for side in sides:
-            target = isolated(base, f"{side}_{parallelism}_{run_id}")
-            drain = engine if side == "engine" else workers
+            target = isolated(base, f"{side}_{parallelism}_{index}_{run_id}")
+            drain = {"engine": engine, "workers": workers, "native": native}[side]
             run = Run(side, parallelism, summary.readings, summary.readings / summary.sent)
             drain(target, run, server)
             run.report()
@@ -168,7 +173,17 @@ class Run:
             "cpu_us_per_reading_clickhouse": round(server, 2),
             "seconds_10_to_90": round(seconds, 2),
             "stored": self.samples[-1][1],
+            "timeline": self.timeline(),
         }
+
+    def timeline(self) -> list[tuple[float, int]]:
+        """(seconds since the first sample, rows stored), about once per second."""
+        start, points, last = self.samples[0][0], [], -1.0
+        for when, rows, *_ in self.samples:
+            if when - start >= last + 1 or rows >= self.readings:
+                points.append((round(when - start, 1), rows))
+                last = when - start
+        return points
 
     def report(self) -> None:
         f = self.figures()
@@ -265,6 +280,10 @@ def workers(settings: Settings, run: Run, server: int | None) -> None:
         stop(worker)
 
 
+def native(settings: Settings, run: Run, server: int | None) -> None:
+    workers(dataclasses.replace(settings, insert_format="native"), run, server)
+
+
 def start_workers(settings: Settings, processes: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings.to_env()}
     command = [sys.executable, "-m", "streams.cli", "worker", "--processes", str(processes)]
@@ -285,7 +304,8 @@ def print_table(runs: list[dict[str, Any]]) -> None:
     )
     print("|---|---|---|---|---|---|")
     for parallelism in sorted({r["parallelism"] for r in runs}):
-        e, w = by.get(("engine", parallelism)), by.get(("workers", parallelism))
+        e = by.get(("engine", parallelism))
+        w = by.get(("workers", parallelism)) or by.get(("native", parallelism))
         ratio = f"{w['messages_per_second'] / e['messages_per_second']:.2f}x" if e and w else "-"
         print(
             f"| {parallelism} | {e['messages_per_second']:,} | "

@@ -88,6 +88,15 @@ class Registry(Protocol):
     def get_schema(self, schema_id: int) -> Any: ...
 
 
+@dataclass(frozen=True)
+class _Reader:
+    """Reads one writer schema's bodies into records of the newest shape."""
+
+    read: Callable[[io.BytesIO], Record]
+    # Appended to such a body, it is a body of the newest version; None: encode the record.
+    suffix: bytes | None
+
+
 class Decoder:
     """Decodes any shipped version (or any registry schema) into a record of the newest shape.
 
@@ -99,18 +108,40 @@ class Decoder:
         self._latest = _plain(self._latest_source)
         self._by_fingerprint = {v.fingerprint: self._reader_for(v.source) for v in versions}
         self._registry = registry
-        self._by_schema_id: dict[int, Callable[[io.BytesIO], Record]] = {}
+        self._by_schema_id: dict[int, _Reader] = {}
         self._unknown_ids: dict[int, tuple[float, DecodeError]] = {}
 
     def decode(self, payload: bytes) -> Record:
+        reader, start = self._reader(payload)
+        return self._read(reader.read, payload, start)
+
+    def decode_stored(self, payload: bytes) -> tuple[Record, bytes]:
+        """The record, and its Avro body in the newest version's schema (what ClickHouse
+        parses on the workers' insert path): the payload's own body when it was written with
+        the newest version, or with it minus fields with defaults (their encoding appended);
+        otherwise the record encoded again."""
+        reader, start = self._reader(payload)
+        record = self._read(reader.read, payload, start)
+        if reader.suffix is None:
+            buffer = io.BytesIO()
+            fastavro.schemaless_writer(buffer, self._latest, record)
+            return record, buffer.getvalue()
+        return record, payload[start:] + reader.suffix
+
+    @property
+    def stored_schema(self) -> dict[str, Any]:
+        """The newest version's schema, as written: the shape of :meth:`decode_stored` bodies."""
+        return self._latest_source
+
+    def _reader(self, payload: bytes) -> tuple[_Reader, int]:
         if payload[:2] == SINGLE_OBJECT_MAGIC and len(payload) >= 10:
-            read = self._by_fingerprint.get(payload[2:10])
-            if read is None:
+            reader = self._by_fingerprint.get(payload[2:10])
+            if reader is None:
                 raise DecodeError("unknown_schema", f"fingerprint {payload[2:10].hex()}")
-            return self._read(read, payload, 10)
+            return reader, 10
         if self._registry is not None and payload[:1] == b"\x00" and len(payload) >= 5:
             (schema_id,) = struct.unpack(">I", payload[1:5])
-            return self._read(self._registry_reader(schema_id), payload, 5)
+            return self._registry_reader(schema_id), 5
         raise DecodeError("not_avro", f"unrecognised header {payload[:10].hex() or 'empty'}")
 
     def _read(self, read: Callable[[io.BytesIO], Record], payload: bytes, start: int) -> Record:
@@ -127,7 +158,7 @@ class Decoder:
             raise DecodeError("not_avro", f"{len(payload) - buffer.tell()} trailing bytes")
         return record
 
-    def _reader_for(self, writer_source: dict[str, Any]) -> Callable[[io.BytesIO], Record]:
+    def _reader_for(self, writer_source: dict[str, Any]) -> _Reader:
         writer = _plain(writer_source)
         missing = _added_fields(writer_source, self._latest_source)
         if missing is None:
@@ -136,7 +167,7 @@ class Decoder:
             def resolve(buffer: io.BytesIO) -> Record:
                 return cast(Record, fastavro.schemaless_reader(buffer, writer, reader))
 
-            return resolve
+            return _Reader(resolve, None)
 
         # Fast path: the writer is the latest minus fields with defaults; read it as written.
         def read_and_fill(buffer: io.BytesIO) -> Record:
@@ -144,9 +175,24 @@ class Decoder:
             record.update(missing)
             return record
 
-        return read_and_fill
+        return _Reader(read_and_fill, self._encoded(missing))
 
-    def _registry_reader(self, schema_id: int) -> Callable[[io.BytesIO], Record]:
+    def _encoded(self, fields: dict[str, Any]) -> bytes:
+        """The Avro encoding of these trailing fields of the newest version."""
+        if not fields:
+            return b""
+        schema = fastavro.parse_schema(
+            {
+                "type": "record",
+                "name": "Trailing",
+                "fields": [f for f in _plain_fields(self._latest_source) if f["name"] in fields],
+            }
+        )
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, schema, fields)
+        return buffer.getvalue()
+
+    def _registry_reader(self, schema_id: int) -> _Reader:
         read = self._by_schema_id.get(schema_id)
         if read is None:
             known_unknown = self._unknown_ids.get(schema_id)
@@ -160,7 +206,7 @@ class Decoder:
             self._by_schema_id[schema_id] = read
         return read
 
-    def _registry_lookup(self, schema_id: int) -> Callable[[io.BytesIO], Record]:
+    def _registry_lookup(self, schema_id: int) -> _Reader:
         """The reader for a registry id; unknown ids and non-measurement schemas are rejected,
         an unreachable or failing registry is :class:`RegistryUnavailable` (transient)."""
         assert self._registry is not None

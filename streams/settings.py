@@ -78,6 +78,11 @@ class Settings:
         0.25, "A batch of a caught-up partition flushes once it is this old (low delay)."
     )
     max_inserts_in_flight: int = _setting(4, "Inserts one worker process runs at once.")
+    insert_format: str = _setting(
+        "avro",
+        "How workers insert: `avro` (ClickHouse parses the decoded and validated message bodies "
+        "into readings_input, migration 0007) or `native` (the worker builds the rows).",
+    )
     insert_timeout_seconds: float = _setting(
         30.0, "An insert running longer is cancelled on the server and retried."
     )

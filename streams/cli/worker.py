@@ -12,6 +12,7 @@ from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker import preflight
+from streams.worker.sink import INSERT_FORMATS
 from streams.worker.supervisor import Supervisor
 
 
@@ -48,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if settings.worker_processes < 1:
         raise UserError("--processes must be at least 1.")
+    if settings.insert_format not in INSERT_FORMATS:
+        raise UserError(
+            f"STREAMGAUGE_INSERT_FORMAT must be one of {', '.join(INSERT_FORMATS)}, "
+            f"got {settings.insert_format!r}."
+        )
     topic = preflight.describe_topic(settings)
     client = sync_client(settings)
     try:

@@ -37,6 +37,8 @@ class Batch:
 
     Its insert token is derived from that range (and the topic's identity) alone, so a replay
     that re-forms the same range inserts with the same token and ClickHouse drops the repeat.
+    Stored messages are kept whole (their record, and the Avro body ClickHouse parses on the
+    fast insert path); rows are made from them only when the batch is inserted.
     """
 
     topic: str  # the token's prefix: the topic's name, and its id where known
@@ -45,29 +47,21 @@ class Batch:
     last_offset: int = -1
     messages: int = 0
     size_bytes: int = 0
+    rows: int = 0
     oldest_event_ms: int | None = None
     created: float = field(default_factory=time.monotonic)
-    device_id: list[str] = field(default_factory=list)
-    metric: list[str] = field(default_factory=list)
-    event_time: list[int] = field(default_factory=list)
-    value: list[float] = field(default_factory=list)
-    seq: list[int] = field(default_factory=list)
-    firmware: list[str] = field(default_factory=list)
-    site: list[str] = field(default_factory=list)
-    source_offset: list[int] = field(default_factory=list)
-    # Stored messages, in offset order: offset, first row, identity, the message itself.
+    # Stored messages, in offset order: offset, identity, readings, the message itself, and
+    # either its newest-version Avro body (the Avro insert path) or its record (rows built here).
     offsets: list[int] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
     raw: list[Message | None] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     # Indexes into the stored messages whose identity must be looked up before the insert.
     unsure: list[int] = field(default_factory=list)
     letters: list[tuple[Message, Rejection]] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)  # offsets of resends (no rows)
-
-    @property
-    def rows(self) -> int:
-        return len(self.value)
 
     @property
     def token(self) -> str:
@@ -80,26 +74,26 @@ class Batch:
         record: Record,
         message: Message | None = None,
         unsure: bool = False,
+        body: bytes | None = None,
     ) -> None:
-        """Append a valid measurement: one row per reading."""
-        self._advance(offset, size)
-        readings = record["readings"]
-        count = len(readings)
+        """Append a valid measurement: one row per reading. With its Avro ``body`` only that
+        is kept (the record is not needed again); without, the record (rows built here)."""
+        self.last_offset = offset
+        self.messages += 1
+        self.size_bytes += size
+        count = len(record["readings"])
+        self.rows += count
+        if unsure:
+            self.unsure.append(len(self.offsets))
         event_time = record["event_time"]
         self.offsets.append(offset)
-        self.starts.append(len(self.value))
         self.identities.append((record["device_id"], event_time, record["seq"]))
+        self.counts.append(count)
         self.raw.append(message)
-        if unsure:
-            self.unsure.append(len(self.offsets) - 1)
-        self.device_id.extend([record["device_id"]] * count)
-        self.metric.extend(readings.keys())
-        self.value.extend(readings.values())
-        self.event_time.extend([event_time] * count)
-        self.seq.extend([record["seq"]] * count)
-        self.firmware.extend([record["firmware"]] * count)
-        self.site.extend([record["site"] or ""] * count)
-        self.source_offset.extend([offset] * count)
+        if body is None:
+            self.records.append(record)
+        else:
+            self.bodies.append(body)
         if self.oldest_event_ms is None or event_time < self.oldest_event_ms:
             self.oldest_event_ms = event_time
 
@@ -118,39 +112,37 @@ class Batch:
         self._advance(offset, size)
 
     def columns(self) -> list[list[Any]]:
-        partition = [self.partition] * len(self.value)
-        return [
-            self.device_id,
-            self.metric,
-            self.event_time,
-            self.value,
-            self.seq,
-            self.firmware,
-            self.site,
-            partition,
-            self.source_offset,
-        ]
+        """The rows, column by column, in :data:`COLUMNS` order (the Native insert path: only
+        for batches whose messages were added with their records)."""
+        device_id: list[str] = []
+        metric: list[str] = []
+        event_time: list[int] = []
+        value: list[float] = []
+        seq: list[int] = []
+        firmware: list[str] = []
+        site: list[str] = []
+        source_offset: list[int] = []
+        for offset, record in zip(self.offsets, self.records, strict=True):
+            readings = record["readings"]
+            count = len(readings)
+            metric.extend(readings.keys())
+            value.extend(readings.values())
+            device_id.extend([record["device_id"]] * count)
+            event_time.extend([record["event_time"]] * count)
+            seq.extend([record["seq"]] * count)
+            firmware.extend([record["firmware"]] * count)
+            site.extend([record["site"] or ""] * count)
+            source_offset.extend([offset] * count)
+        partition = [self.partition] * len(value)
+        return [device_id, metric, event_time, value, seq, firmware, site, partition, source_offset]
 
     def drop(self, stored: set[int]) -> None:
         """Remove the stored messages at these indexes: they turned out to be resends."""
         if not stored:
             return
-        keep = [i for i in range(len(self.offsets)) if i not in stored]
-        old = self._row_ranges()
-        rows = [r for i in keep for r in range(*old[i])]
-        for name in ("device_id", "metric", "event_time", "value", "seq", "firmware", "site"):
-            column = getattr(self, name)
-            setattr(self, name, [column[r] for r in rows])
-        self.source_offset = [self.source_offset[r] for r in rows]
         self.resent.extend(self.offsets[i] for i in sorted(stored))
-        starts, position = [], 0
-        for i in keep:
-            starts.append(position)
-            position += old[i][1] - old[i][0]
-        self.offsets = [self.offsets[i] for i in keep]
-        self.identities = [self.identities[i] for i in keep]
-        self.raw = [self.raw[i] for i in keep]
-        self.starts = starts
+        keep = [i for i in range(len(self.offsets)) if i not in stored]
+        self._keep(self, keep)
         self.unsure = []
 
     def split(self) -> tuple[Batch, Batch]:
@@ -158,37 +150,29 @@ class Batch:
         assert len(self.offsets) >= 2, "a batch of one stored message cannot be split"
         middle = len(self.offsets) // 2
         cut = self.offsets[middle]
-        left = Batch(self.topic, self.partition, self.first_offset, created=self.created)
-        right = Batch(self.topic, self.partition, cut, created=self.created)
-        ranges = self._row_ranges()
-        for index, offset in enumerate(self.offsets):
-            target = left if offset < cut else right
-            target._take(self, index, ranges[index])
+        left = Batch(self.topic, self.partition, self.first_offset, cut - 1, created=self.created)
+        right = Batch(self.topic, self.partition, cut, self.last_offset, created=self.created)
+        for part, kept in ((left, range(middle)), (right, range(middle, len(self.offsets)))):
+            part._keep(self, list(kept))
         for message, rejection in self.letters:
             (left if _offset(message) < cut else right).letters.append((message, rejection))
         for offset in self.resent:
             (left if offset < cut else right).resent.append(offset)
-        left.last_offset, right.last_offset = cut - 1, self.last_offset
         for part in (left, right):
             part.messages = len(part.offsets) + len(part.letters) + len(part.resent)
         return left, right
 
-    def _take(self, source: Batch, index: int, rows: tuple[int, int]) -> None:
-        start, end = rows
-        self.offsets.append(source.offsets[index])
-        self.starts.append(len(self.value))
-        self.identities.append(source.identities[index])
-        self.raw.append(source.raw[index])
-        for name in ("device_id", "metric", "event_time", "value", "seq", "firmware", "site"):
-            getattr(self, name).extend(getattr(source, name)[start:end])
-        self.source_offset.extend(source.source_offset[start:end])
-        event_time = source.identities[index][1]
-        if self.oldest_event_ms is None or event_time < self.oldest_event_ms:
-            self.oldest_event_ms = event_time
-
-    def _row_ranges(self) -> list[tuple[int, int]]:
-        ends = [*self.starts[1:], len(self.value)]
-        return list(zip(self.starts, ends, strict=True))
+    def _keep(self, source: Batch, indexes: list[int]) -> None:
+        """Hold the stored messages of ``source`` at these indexes (in order), and only them."""
+        self.offsets = [source.offsets[i] for i in indexes]
+        self.identities = [source.identities[i] for i in indexes]
+        self.counts = [source.counts[i] for i in indexes]
+        self.raw = [source.raw[i] for i in indexes]
+        self.bodies = [source.bodies[i] for i in indexes] if source.bodies else []
+        self.records = [source.records[i] for i in indexes] if source.records else []
+        self.rows = sum(self.counts)
+        times = [identity[1] for identity in self.identities]
+        self.oldest_event_ms = min(times) if times else None
 
     def _advance(self, offset: int, size: int) -> None:
         self.last_offset = offset

@@ -131,8 +131,12 @@ class Ingest:
         resends: Resends,
         limits: Limits,
         metrics: WorkerMetrics,
+        bodies: bool = False,
     ) -> None:
+        """``bodies``: batches keep each message's newest-version Avro body for the sink to
+        send (the Avro insert path) instead of its record (rows built by the sink)."""
         self.token_prefix = token_prefix
+        self.bodies = bodies
         self.source = source
         self.decoder = decoder
         self.validator = validator
@@ -226,18 +230,24 @@ class Ingest:
             batch.reject(offset, len(payload), message, checked)
             self.metrics.dead_lettered(checked.reason)
         else:
-            identity = (checked["device_id"], checked["event_time"], checked["seq"])
+            record, body = checked if isinstance(checked, tuple) else (checked, None)
+            identity = (record["device_id"], record["event_time"], record["seq"])
             unsure = not self.resends.is_new(identity)
-            batch.add(offset, len(payload), checked, message, unsure)
+            batch.add(offset, len(payload), record, message, unsure, body)
         partition.errors = 0
         intent = partition.intent
         if intent is not None and offset >= intent.last and not partition.busy:
             self._start_flush(partition)
 
-    def _check(self, payload: bytes, now_ms: int) -> Rejection | Record:
+    def _check(self, payload: bytes, now_ms: int) -> Rejection | Record | tuple[Record, bytes]:
+        """The record (and its newest-version body, with ``bodies``), or why the message is a
+        dead letter."""
         if len(payload) > self.limits.max_message_bytes:
             return Rejection("oversized", f"{len(payload)} bytes")
         try:
+            if self.bodies:
+                stored = self.decoder.decode_stored(payload)
+                return self.validator.check(stored[0], now_ms) or stored
             record = self.decoder.decode(payload)
         except DecodeError as error:
             return Rejection(error.reason, error.detail)

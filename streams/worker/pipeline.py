@@ -25,7 +25,7 @@ from streams.worker.dlq import DeadLetters
 from streams.worker.ingest import Ingest, Limits
 from streams.worker.preflight import describe_topic
 from streams.worker.resends import Resends
-from streams.worker.sink import ClickHouseSink
+from streams.worker.sink import AvroContainer, ClickHouseSink
 from streams.worker.source import KafkaSource
 from streams.worker.telemetry import WorkerMetrics, serve
 
@@ -47,14 +47,21 @@ class Pipeline:
         topic = describe_topic(settings)
         client = await async_client(settings, autogenerate_query_id=False)
         metrics = WorkerMetrics(settings.topic, settings.worker_index)
-        sink = ClickHouseSink(client, settings.insert_timeout_seconds, metrics)
+        registry = registry_client(settings.schema_registry_url)
+        decoder = Decoder(load_versions(settings.schemas_dir), registry)
+        avro = settings.insert_format == "avro"  # else "native" (checked by the CLI)
+        sink = ClickHouseSink(
+            client,
+            settings.insert_timeout_seconds,
+            metrics,
+            container=AvroContainer(decoder.stored_schema) if avro else None,
+        )
         dead_letters = DeadLetters(settings, sink.store_dead_letters, metrics)
         source = KafkaSource(settings, metrics)
-        registry = registry_client(settings.schema_registry_url)
         ingest = Ingest(
             topic.token_prefix,
             source,
-            Decoder(load_versions(settings.schemas_dir), registry),
+            decoder,
             Validator(int(settings.max_future_seconds * 1000), settings.max_readings_per_message),
             sink,
             dead_letters,
@@ -68,6 +75,7 @@ class Pipeline:
                 settings.max_inserts_in_flight,
             ),
             metrics,
+            bodies=avro,
         )
         port = settings.worker_metrics_port + settings.worker_index
         metrics_server = await serve(metrics, settings.worker_metrics_host, port)

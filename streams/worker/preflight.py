@@ -21,8 +21,9 @@ from streams.worker.dlq import HEADER_ROOM
 
 # Tables an insert into readings writes (directly or through materialized views).
 DEDUPLICATED = ("readings", "latest", "readings_1m", "devices")
-# Tables of later migrations the worker reads or writes (resend checks, dead letters).
-REQUIRED = ("device_partitions", "dead_letters")
+# Tables of later migrations the worker reads or writes (resend checks, dead letters, the Avro
+# insert path).
+REQUIRED = ("device_partitions", "dead_letters", "readings_input")
 _WINDOW = re.compile(r"\b(?:non_)?replicated_deduplication_window\s*=\s*(\d+)")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -31,6 +33,8 @@ COLUMN_TYPES = (
     "UInt64",
 )
 TABLE = "readings"
+INPUT_TABLE = "readings_input"  # the Avro path: one row per message, expanded by a view
+INSERT_FORMATS = ("avro", "native")
 DEAD_LETTERS_TABLE = "dead_letters"
 _CODE = re.compile(r"Code: (\d+)")
 # TOO_MANY_PARTS: the table has more active parts than parts_to_throw_insert.
@@ -75,6 +79,12 @@ class Unstorable(Exception):
 class ClickHouseSink:
     """Inserts batches into ``readings`` with a deduplication token derived from their offsets.
 
+    Two ways, the same rows. With a container (``avro``) it sends the batch's message bodies,
+    already decoded and validated here, as one Avro container into ``readings_input``, where
+    ClickHouse parses them and a view expands them into ``readings``. Without (``native``) it
+    builds the rows here and inserts them into ``readings`` in ClickHouse's Native format
+    (docs/design/worker.md: why both).
+
     A failed or timed-out insert is retried with the same token after a jittered exponential
     backoff, so a retry of an insert that did land is dropped by ClickHouse instead of stored
     twice. An insert past its timeout is cancelled on the server (KILL QUERY) before retrying.
@@ -89,8 +99,10 @@ class ClickHouseSink:
         insert_timeout: float,
         metrics: WorkerMetrics,
         max_backoff: float = 5.0,
+        container: AvroContainer | None = None,
     ) -> None:
         self._client = client
+        self._container = container  # the Avro path; None: the Native path
         self._metrics = metrics
         self._timeout = insert_timeout
         self._max_backoff = max_backoff
@@ -180,6 +192,11 @@ class ClickHouseSink:
             "deduplicate_blocks_in_dependent_materialized_views": 1,
             "query_id": query_id,
         }
+        if self._container is not None:
+            await self._client.raw_insert(
+                INPUT_TABLE, None, self._container.of(batch), settings=settings, fmt="Avro"
+            )
+            return
         await self._client.insert(
             TABLE,
             batch.columns(),
@@ -199,6 +216,51 @@ class ClickHouseSink:
             )
         except Exception as error:
             log.warning("could not cancel query %s: %s", query_id, _short(error))
+
+
+class AvroContainer:
+    """A batch as an Avro object container file of one block: each row is the message's source
+    (partition and offset, little-endian, a ``fixed`` of 10 bytes) followed by its body in the
+    newest measurement schema — the bytes the worker decoded and validated, not re-encoded."""
+
+    def __init__(self, measurement: dict[str, Any]) -> None:
+        schema = {
+            "type": "record",
+            "name": "StoredMeasurement",
+            "namespace": "io.streamgauge.worker",
+            "fields": [
+                {"name": "source", "type": {"type": "fixed", "name": "Source", "size": 10}},
+                *measurement["fields"],
+            ],
+        }
+        self._sync = os.urandom(16)
+        meta = {b"avro.schema": json.dumps(schema).encode(), b"avro.codec": b"null"}
+        header = [b"Obj\x01", _long(len(meta))]
+        for key, value in meta.items():
+            header += [_long(len(key)), key, _long(len(value)), value]
+        self._header = b"".join([*header, _long(0), self._sync])
+
+    def of(self, batch: Batch) -> bytes:
+        partition = batch.partition.to_bytes(2, "little")
+        rows = b"".join(
+            [
+                partition + offset.to_bytes(8, "little") + body
+                for offset, body in zip(batch.offsets, batch.bodies, strict=True)
+            ]
+        )
+        count = len(batch.offsets)
+        return b"".join([self._header, _long(count), _long(len(rows)), rows, self._sync])
+
+
+def _long(value: int) -> bytes:
+    """Avro's encoding of a long: zig-zag, then a little-endian base-128 varint."""
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def classify(error: BaseException) -> Verdict:

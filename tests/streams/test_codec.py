@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
 import struct
 from pathlib import Path
 
+import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -170,3 +172,37 @@ def test_an_unknown_id_is_asked_again_only_after_a_while() -> None:
         with pytest.raises(DecodeError):
             decoder.decode(_framed(7))
     assert registry.asked == 1
+
+
+def _newest(body: bytes) -> dict[str, object]:
+    schema = fastavro.parse_schema(VERSIONS[-1].source)
+    record = fastavro.schemaless_reader(io.BytesIO(body), schema, None)
+    assert isinstance(record, dict)
+    return {**record, "event_time": int(record["event_time"].timestamp() * 1000)}
+
+
+def test_stored_bodies_are_bodies_of_the_newest_version_for_every_writer() -> None:
+    """The Avro insert path sends these bytes to ClickHouse as newest-version records."""
+    decoder = Decoder(VERSIONS)
+    for version in VERSIONS:
+        payload = Encoder(version).encode(RECORD)
+        record, body = decoder.decode_stored(payload)
+        assert record == decoder.decode(payload)
+        assert _newest(body) == record
+        if version is VERSIONS[-1]:
+            assert body == payload[10:], "the newest version's own bytes, not re-encoded"
+        else:
+            assert body.startswith(payload[10:]), "older bodies only get their defaults appended"
+
+
+def test_a_registry_schema_that_needs_resolution_is_encoded_again() -> None:
+    # Same fields as the newest version, in another order: readable, but not as written.
+    source = VERSIONS[-1].source
+    shuffled = {**source, "fields": [*source["fields"][1:], source["fields"][0]]}
+    writer = fastavro.parse_schema(shuffled)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, writer, RECORD)
+    decoder = Decoder(VERSIONS, Registry({9: shuffled}))
+    record, body = decoder.decode_stored(struct.pack(">bI", 0, 9) + buffer.getvalue())
+    assert record == RECORD
+    assert _newest(body) == RECORD

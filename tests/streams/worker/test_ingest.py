@@ -105,7 +105,7 @@ class FakeSink:
         if self.fail_once:
             self.fail_once = False
             raise RuntimeError("a bug")
-        if self.refuse & set(batch.device_id):
+        if self.refuse & {device for device, _, _ in batch.identities}:
             raise Unstorable("code_53", "type mismatch", data=True)
         self.batches.append(batch)
 
@@ -122,7 +122,8 @@ class FakeSink:
 
     def rows(self) -> list[tuple[str, int]]:
         """Every stored row as (device, seq)."""
-        return [pair for b in self.batches for pair in zip(b.device_id, b.seq, strict=True)]
+        columns = [b.columns() for b in self.batches]
+        return [pair for c in columns for pair in zip(c[0], c[4], strict=True)]
 
 
 @dataclass

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
+import fastavro
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from streams.codec import Decoder, Encoder, load_versions
+from streams.settings import REPO_ROOT
 from streams.worker.batch import Batch
-from streams.worker.sink import ClickHouseSink, Unstorable, classify, error_kind
+from streams.worker.sink import AvroContainer, ClickHouseSink, Unstorable, classify, error_kind
 from streams.worker.telemetry import WorkerMetrics
 
 RECORD = {
@@ -38,18 +42,32 @@ class FakeClient:
         if answer == "hang":
             await asyncio.sleep(10)
 
+    async def raw_insert(
+        self, table: str, column_names: Any, insert_block: bytes, **options: Any
+    ) -> None:
+        await self.insert(table, insert_block, **options)
+
     async def command(self, sql: str, parameters: dict[str, Any]) -> None:
         self.commands.append(sql)
 
 
 def batch() -> Batch:
     made = Batch("m/id", 0, 10)
-    made.add(10, 50, RECORD)
+    versions = load_versions(REPO_ROOT / "schemas" / "avro")
+    record, body = Decoder(versions).decode_stored(Encoder(versions[-1]).encode(RECORD))
+    made.add(10, 50, record, body=body)
     return made
 
 
 def sink(client: FakeClient, timeout: float = 5.0) -> ClickHouseSink:
-    return ClickHouseSink(client, timeout, WorkerMetrics("m", 0), max_backoff=0.001)  # type: ignore[arg-type]
+    container = AvroContainer(load_versions(REPO_ROOT / "schemas" / "avro")[-1].source)
+    return ClickHouseSink(
+        client,  # type: ignore[arg-type]
+        timeout,
+        WorkerMetrics("m", 0),
+        max_backoff=0.001,
+        container=container,
+    )
 
 
 def server_error(code: int, text: str = "") -> DatabaseError:
@@ -102,3 +120,22 @@ def test_error_kinds_are_low_cardinality_labels() -> None:
     assert error_kind(ValueError("x")) == "valueerror"
     assert classify(OperationalError("reset")) == "transient"
     assert classify(server_error(516, "Authentication failed")) == "transient"
+
+
+def test_the_avro_container_holds_each_message_with_its_partition_and_offset() -> None:
+    versions = load_versions(REPO_ROOT / "schemas" / "avro")
+    decoder = Decoder(versions)
+    made = Batch("m/id", 7, 300)
+    for offset, version in ((300, versions[0]), (302, versions[-1])):
+        record, body = decoder.decode_stored(Encoder(version).encode({**RECORD, "seq": offset}))
+        made.add(offset, 50, record, body=body)
+    blob = AvroContainer(versions[-1].source).of(made)
+    rows: list[Any] = list(fastavro.reader(io.BytesIO(blob)))
+    assert [row["source"] for row in rows] == [
+        (7).to_bytes(2, "little") + (300).to_bytes(8, "little"),
+        (7).to_bytes(2, "little") + (302).to_bytes(8, "little"),
+    ]
+    assert [(row["device_id"], row["seq"], row["readings"], row["site"]) for row in rows] == [
+        ("d", 300, {"t": 1.0}, None),
+        ("d", 302, {"t": 1.0}, None),
+    ]

@@ -1,0 +1,87 @@
+"""The two insert paths store the same thing: the Avro path (ClickHouse parses the validated
+message bodies, the default) against the Native path (the worker builds the rows), draining the
+same topic into their own databases — every row, rollup and dead letter alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streams import migrations, topics
+from streams.producer import MeasurementProducer
+from streams.settings import Settings
+from tests.support.accounting import dead_letters
+from tests.support.fleet import committed, end_offsets, produce, stored
+from tests.support.pipeline import migrate_up
+from tests.support.workers import Workers, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROWS = (
+    "SELECT device_id, metric, toUnixTimestamp64Milli(event_time), value, seq, firmware, site, "
+    "source_partition, source_offset FROM readings ORDER BY ALL"
+)
+ROLLUPS = (
+    "SELECT device_id, metric, minute, sum(count), sum(sum), min(min), max(max), "
+    "argMaxMerge(last) FROM readings_1m GROUP BY device_id, metric, minute ORDER BY ALL"
+)
+LATEST = "SELECT device_id, metric, value, seq FROM latest FINAL ORDER BY ALL"
+
+
+@pytest.fixture
+def native(pipeline: Settings) -> Iterator[Settings]:
+    """The same topic, drained by Native-path workers into a database and DLQ of their own."""
+    settings = dataclasses.replace(
+        pipeline,
+        insert_format="native",
+        consumer_group=f"{pipeline.consumer_group}-native",
+        clickhouse_database=f"{pipeline.clickhouse_database}_native",
+        dlq_topic=f"{pipeline.dlq_topic}-native",
+    )
+    topics.create(settings)
+    migrate_up(settings)
+    yield settings
+    migrations.drop(settings)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for future in admin.delete_topics([settings.dlq_topic]).values():
+        future.result()
+
+
+def drain(settings: Settings, log: Path) -> None:
+    end = end_offsets(settings)
+    workers = Workers(settings, 1, log)
+    try:
+        assert wait_until(lambda: committed(settings) == end, 90), workers.output()[-3000:]
+    finally:
+        assert workers.stop() == 0
+
+
+def test_the_avro_and_native_paths_store_the_same_rows_and_dead_letters(
+    pipeline: Settings, native: Settings, tmp_path: Path
+) -> None:
+    registry = f"http://127.0.0.1:{pipeline.devstack_registry_port}"
+    framed = dataclasses.replace(pipeline, schema_registry_url=registry)
+    # Both schema versions, single-object and registry framing, every malformed kind.
+    sent = produce(pipeline, devices=30, messages_per_device=20, bad_ratio=0.05)
+    produce(framed, devices=30, messages_per_device=10, bad_ratio=0.05, sent=sent)
+    producer = MeasurementProducer(pipeline)
+    for record in sent.records[:40]:  # resends: the same messages (identities) again
+        producer.send(record, 1 if record["site"] is None else 2)
+    producer.flush()
+
+    avro = dataclasses.replace(pipeline, schema_registry_url=registry)
+    drain(avro, tmp_path / "avro.log")
+    drain(dataclasses.replace(native, schema_registry_url=registry), tmp_path / "native.log")
+
+    rows = stored(avro, ROWS)
+    assert len(rows) == sent.readings, "every reading once, resends stored no rows"
+    assert rows == stored(native, ROWS)
+    assert stored(avro, ROLLUPS) == stored(native, ROLLUPS)
+    assert stored(avro, LATEST) == stored(native, LATEST)
+    letters = dead_letters(avro)
+    assert len(letters) == sum(sent.bad.values())
+    assert letters == dead_letters(native)
