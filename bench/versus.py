@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--latency", action="store_true", help="also measure at half load")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        help="msg/s of the half-load run (default: half the best "
+        "single-process workers rate measured)",
+    )
     args = parser.parse_args(argv)
     run_id = uuid.uuid4().hex[:8]
     env = Settings.from_env()
@@ -98,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             figures["runs"].append(run.figures())
     print_table(figures["runs"])
     if args.latency:
-        figures["latency"] = half_load(base, run_id, figures["runs"], args.latency_seconds)
+        figures["latency"] = half_load(
+            base, run_id, figures["runs"], args.latency_seconds, args.latency_rate
+        )
     write("versus", figures)
     return 0
 
@@ -156,6 +164,8 @@ class Run:
         high = next(s for s in self.samples if s[1] >= 0.9 * self.readings)
         if low is high:  # stored in a few big blocks (the engine): first block to the last
             low, high = next(s for s in self.samples if s[1] > 0), self.samples[-1]
+        if low is high:  # a backlog stored in one block: from the start
+            low = self.samples[0]
         return low, high
 
     def figures(self) -> dict[str, Any]:
@@ -324,11 +334,16 @@ def print_table(runs: list[dict[str, Any]]) -> None:
 
 
 def half_load(
-    base: Settings, run_id: str, runs: list[dict[str, Any]], seconds: float
+    base: Settings,
+    run_id: str,
+    runs: list[dict[str, Any]],
+    seconds: float,
+    rate: float | None,
 ) -> dict[str, Any]:
     """Send at half the best single-process worker rate; p50/p99 from send to stored."""
-    best = max((r["messages_per_second"] for r in runs if r["side"] == "workers"), default=20_000)
-    rate = best / 2
+    if rate is None:
+        best = [r["messages_per_second"] for r in runs if r["side"] == "workers"]
+        rate = max(best, default=40_000) / 2
     target = isolated(
         dataclasses.replace(base, topic=f"{base.topic}-latency", dlq_topic=f"{base.topic}-l.dlq"),
         f"latency_{run_id}",
