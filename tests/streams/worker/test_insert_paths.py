@@ -5,6 +5,7 @@ same topic into their own databases — every row, rollup and dead letter alike.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +13,15 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from streams import migrations, topics
+from streams.clickhouse import async_client
+from streams.codec import Decoder, Encoder, load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
+from streams.worker.batch import Batch
+from streams.worker.sink import AvroContainer, ClickHouseSink
+from streams.worker.telemetry import WorkerMetrics
 from tests.support.accounting import dead_letters
-from tests.support.fleet import committed, end_offsets, produce, stored
+from tests.support.fleet import committed, count, end_offsets, produce, stored
 from tests.support.pipeline import migrate_up
 from tests.support.workers import Workers, wait_until
 
@@ -85,3 +91,44 @@ def test_the_avro_and_native_paths_store_the_same_rows_and_dead_letters(
     letters = dead_letters(avro)
     assert len(letters) == sum(sent.bad.values())
     assert letters == dead_letters(native)
+
+
+@pytest.mark.parametrize("insert_format", ["avro", "native"])
+async def test_a_replayed_batch_adds_nothing_to_readings_or_any_view(
+    pipeline: Settings, insert_format: str
+) -> None:
+    versions = load_versions(pipeline.schemas_dir)
+    decoder = Decoder(versions)
+    avro = insert_format == "avro"
+    batch = Batch(f"{pipeline.topic}/id", 2, 40)
+    for offset in range(40, 46):
+        record = {
+            "device_id": f"d-{offset % 3}",
+            "event_time": int(time.time() * 1000) - offset,
+            "seq": offset,
+            "readings": {"t": float(offset), "rh": 40.0},
+            "firmware": "1.0",
+            "site": None,
+        }
+        decoded, body = decoder.decode_stored(Encoder(versions[offset % 2]).encode(record))
+        batch.add(offset, 100, decoded, body=body if avro else None)
+    client = await async_client(pipeline)
+    container = AvroContainer(decoder.stored_schema) if avro else None
+    sink = ClickHouseSink(client, 30, WorkerMetrics("m", 0), container=container)
+    tables = ("readings", "latest", "readings_1m", "devices")
+    # device_partitions keeps only minima and maxima: a repeat adds rows, changes no answer.
+    partitions = (
+        "SELECT device_id, source_partition, min(first_event), max(last_event), max(max_seq) "
+        "FROM device_partitions GROUP BY ALL ORDER BY ALL"
+    )
+    try:
+        await sink.insert(batch)
+        once = [count(pipeline, f"SELECT count() FROM {table}") for table in tables]
+        answers = stored(pipeline, partitions)
+        await sink.insert(batch)  # the next owner replaying the intent
+        assert [count(pipeline, f"SELECT count() FROM {table}") for table in tables] == once
+        assert stored(pipeline, partitions) == answers
+    finally:
+        await client.close()
+    assert once[0] == 12
+    assert stored(pipeline, "SELECT DISTINCT source_partition FROM readings") == [(2,)]
