@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import AdminClient
+
 from bench._results import write
 from devstack.clickhouse_local import LocalClickHouse
 from devstack.daemon import child_pids
@@ -45,7 +47,6 @@ from streams.codec import load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
 
-LOCAL_REGISTRY = "http://127.0.0.1:8081"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -79,36 +80,53 @@ def main(argv: list[str] | None = None) -> int:
         topic=f"bench-versus-{run_id}",
         dlq_topic=f"bench-versus-{run_id}.dlq",
         topic_partitions=args.partitions,
-        schema_registry_url=env.schema_registry_url or LOCAL_REGISTRY,
+        schema_registry_url=env.schema_registry_url
+        or f"http://127.0.0.1:{env.devstack_registry_port}",
         log_level="WARNING",
     )
     server = clickhouse_pid(base)
     topics.create(base)
-    print(f"producing {args.messages:,} messages from {args.devices:,} devices to {base.topic} ...")
-    summary = produce(base, args.messages, args.devices)
-    print(f"  {summary.readings:,} readings in {summary.seconds:.1f} s")
-    figures: dict[str, Any] = {
-        "messages": args.messages,
-        "readings": summary.readings,
-        "partitions": args.partitions,
-        "runs": [],
-    }
-    sides = args.sides.split(",")
-    for index, parallelism in enumerate(int(p) for p in args.parallelism.split(",")):
-        for side in sides:
-            target = isolated(base, f"{side}_{parallelism}_{index}_{run_id}")
-            drain = {"engine": engine, "workers": workers, "native": native}[side]
-            run = Run(side, parallelism, summary.readings, summary.readings / summary.sent)
-            drain(target, run, server)
-            run.report()
-            figures["runs"].append(run.figures())
-    print_table(figures["runs"])
-    if args.latency:
-        figures["latency"] = half_load(
-            base, run_id, figures["runs"], args.latency_seconds, args.latency_rate
-        )
+    try:
+        print(f"producing {args.messages:,} messages from {args.devices:,} devices ...")
+        summary = produce(base, args.messages, args.devices)
+        print(f"  {summary.readings:,} readings in {summary.seconds:.1f} s")
+        figures: dict[str, Any] = {
+            "messages": args.messages,
+            "readings": summary.readings,
+            "partitions": args.partitions,
+            "runs": [],
+        }
+        for index, parallelism in enumerate(int(p) for p in args.parallelism.split(",")):
+            for side in args.sides.split(","):
+                run = Run(side, parallelism, summary.readings, summary.readings / summary.sent)
+                drain(base, run, f"{side}_{parallelism}_{index}_{run_id}", server)
+                run.report()
+                figures["runs"].append(run.figures())
+        print_table(figures["runs"])
+        if args.latency:
+            figures["latency"] = half_load(
+                base, run_id, figures["runs"], args.latency_seconds, args.latency_rate
+            )
+    finally:
+        delete_topics(base)
     write("versus", figures)
     return 0
+
+
+def drain(base: Settings, run: Run, name: str, server: int | None) -> None:
+    """Drain the backlog with ``run``'s side into a database of its own, dropped after."""
+    target = isolated(base, name)
+    side = {"engine": engine, "workers": workers, "native": native}[run.side]
+    try:
+        side(target, run, server)
+    finally:
+        migrations.drop(target)
+
+
+def delete_topics(settings: Settings) -> None:
+    admin = AdminClient(settings.kafka_config())
+    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+        future.result()
 
 
 def isolated(base: Settings, name: str) -> Settings:
@@ -350,24 +368,26 @@ def half_load(
     )
     topics.create(target)
     worker = start_workers(target, 1)
+    client = sync_client(target)
     try:
         time.sleep(5)  # the group forms
         versions = [v.version for v in load_versions(target.schemas_dir)]
         producer = MeasurementProducer(target)
         sent = simulator.run(producer, simulator.Fleet(1000, versions), rate, seconds)
-        client = sync_client(target)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             stored = client.query("SELECT count() FROM readings").result_rows[0][0]
             if stored >= sent.readings:
                 break
             time.sleep(0.5)
+        p50, p99, worst = client.query(
+            "SELECT quantile(0.5)(d), quantile(0.99)(d), max(d) FROM "
+            "(SELECT dateDiff('millisecond', event_time, stored_at) AS d FROM readings)"
+        ).result_rows[0]
     finally:
         stop(worker)
-    p50, p99, worst = client.query(
-        "SELECT quantile(0.5)(d), quantile(0.99)(d), max(d) FROM "
-        "(SELECT dateDiff('millisecond', event_time, stored_at) AS d FROM readings)"
-    ).result_rows[0]
+        migrations.drop(target)
+        delete_topics(target)
     figure = {
         "rate_messages_per_second": round(rate),
         "seconds": seconds,
