@@ -9,6 +9,11 @@
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm@sha256:d29f48a31a8b408ed19272ca1e7b10ebae13b240a27e862d3d4217c528e2e0c3
 
 FROM ${PYTHON_IMAGE} AS builder
+# A C compiler for the workers' compiled fast check (streams/_fastcheck.c); the runtime stage
+# gets the built module only.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY scripts/install-venv.sh scripts/

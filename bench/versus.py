@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sides",
         default="engine,workers",
-        help="comma-separated, in order: engine, workers, native (the workers inserting rows "
+        help="comma-separated, in order: engine, workers, python (the workers without the "
+        "compiled check, STREAMGAUGE_FAST_CHECK=false), native (the workers inserting rows "
         "they built, STREAMGAUGE_INSERT_FORMAT=native); default engine,workers",
     )
     parser.add_argument("--latency", action="store_true", help="also measure at half load")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 def drain(base: Settings, run: Run, name: str, server: int | None) -> None:
     """Drain the backlog with ``run``'s side into a database of its own, dropped after."""
     target = isolated(base, name)
-    side = {"engine": engine, "workers": workers, "native": native}[run.side]
+    side = {"engine": engine, "workers": workers, "python": python, "native": native}[run.side]
     try:
         side(target, run, server)
     finally:
@@ -306,6 +307,10 @@ def workers(settings: Settings, run: Run, server: int | None) -> None:
         follow(settings, run, lambda: cpu_seconds([worker.pid, *child_pids(worker.pid)]), server)
     finally:
         stop(worker)
+
+
+def python(settings: Settings, run: Run, server: int | None) -> None:
+    workers(dataclasses.replace(settings, fast_check=False), run, server)
 
 
 def native(settings: Settings, run: Run, server: int | None) -> None:

@@ -133,8 +133,11 @@ for package in (streams, api):
     assert source.is_relative_to(sys.prefix), f"{package.__name__} imported from {source}"
     for path in installed.rglob("*"):
         relative = path.relative_to(installed)
-        if path.is_file() and path.suffix != ".py" and not (source / relative).exists():
+        if path.is_file() and path.suffix not in (".py", ".c") and not (source / relative).exists():
             missing.append(f"{package.__name__}/{relative}")
 assert not missing, "package data not installed (pyproject package-data): " + ", ".join(missing)
+from streams.fastcheck import FastCheck
+
+assert FastCheck.available(), "streams/_fastcheck.c was not compiled (the builder needs gcc)"
 PY
 echo "check-image-install: ok"

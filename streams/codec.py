@@ -88,6 +88,22 @@ class Registry(Protocol):
     def get_schema(self, schema_id: int) -> Any: ...
 
 
+# The writer layouts streams/_fastcheck.c reads: (field, Avro type without logical types).
+_FIRST_FIELDS: list[tuple[str, Any]] = [
+    ("device_id", "string"),
+    ("event_time", "long"),
+    ("seq", "long"),
+    ("readings", {"type": "map", "values": "double"}),
+    ("firmware", "string"),
+]
+FAST_LAYOUTS: dict[int, list[tuple[str, Any]]] = {
+    1: _FIRST_FIELDS,
+    2: [*_FIRST_FIELDS, ("site", ["null", "string"])],
+}
+# A header's fast-path entry: (where the body starts, the layout, the suffix to append).
+FastSpec = tuple[int, int, bytes]
+
+
 @dataclass(frozen=True)
 class _Reader:
     """Reads one writer schema's bodies into records of the newest shape."""
@@ -95,6 +111,7 @@ class _Reader:
     read: Callable[[io.BytesIO], Record]
     # Appended to such a body, it is a body of the newest version; None: encode the record.
     suffix: bytes | None
+    layout: int = 0  # its FAST_LAYOUTS number, 0 if none
 
 
 class Decoder:
@@ -127,6 +144,26 @@ class Decoder:
             fastavro.schemaless_writer(buffer, self._latest, record)
             return record, buffer.getvalue()
         return record, payload[start:] + reader.suffix
+
+    def fast_specs(self) -> dict[bytes, FastSpec]:
+        """Fast-path entries of the shipped versions, by their 8 fingerprint bytes."""
+        return {
+            fingerprint: (10, reader.layout, reader.suffix)
+            for fingerprint, reader in self._by_fingerprint.items()
+            if reader.layout and reader.suffix is not None
+        }
+
+    def fast_spec(self, payload: bytes) -> tuple[bytes, FastSpec] | None:
+        """The fast-path entry for a decodable registry-framed payload's 5 header bytes."""
+        if payload[:1] != b"\x00" or self._registry is None or len(payload) < 5:
+            return None
+        try:
+            reader, start = self._reader(payload)
+        except (DecodeError, RegistryUnavailable):
+            return None
+        if not reader.layout or reader.suffix is None:
+            return None
+        return payload[:5], (start, reader.layout, reader.suffix)
 
     @property
     def stored_schema(self) -> dict[str, Any]:
@@ -168,6 +205,8 @@ class Decoder:
                 return cast(Record, fastavro.schemaless_reader(buffer, writer, reader))
 
             return _Reader(resolve, None)
+        shape = [(f["name"], f["type"]) for f in _plain_fields(writer_source)]
+        layout = next((n for n, fields in FAST_LAYOUTS.items() if fields == shape), 0)
 
         # Fast path: the writer is the latest minus fields with defaults; read it as written.
         def read_and_fill(buffer: io.BytesIO) -> Record:
@@ -175,7 +214,7 @@ class Decoder:
             record.update(missing)
             return record
 
-        return _Reader(read_and_fill, self._encoded(missing))
+        return _Reader(read_and_fill, self._encoded(missing), layout)
 
     def _encoded(self, fields: dict[str, Any]) -> bytes:
         """The Avro encoding of these trailing fields of the newest version."""

@@ -83,6 +83,11 @@ class Settings:
         "How workers insert: `avro` (ClickHouse parses the decoded and validated message bodies "
         "into readings_input, migration 0007) or `native` (the worker builds the rows).",
     )
+    fast_check: bool = _setting(
+        True,
+        "Avro path: accept plain valid messages with the compiled check (streams/_fastcheck.c) "
+        "where it was built; every other message, and every dead letter, goes the Python way.",
+    )
     insert_timeout_seconds: float = _setting(
         30.0, "An insert running longer is cancelled on the server and retried."
     )

@@ -78,22 +78,47 @@ class Batch:
     ) -> None:
         """Append a valid measurement: one row per reading. With its Avro ``body`` only that
         is kept (the record is not needed again); without, the record (rows built here)."""
-        self.last_offset = offset
-        self.messages += 1
-        self.size_bytes += size
-        count = len(record["readings"])
-        self.rows += count
-        if unsure:
-            self.unsure.append(len(self.offsets))
-        event_time = record["event_time"]
-        self.offsets.append(offset)
-        self.identities.append((record["device_id"], event_time, record["seq"]))
-        self.counts.append(count)
-        self.raw.append(message)
+        identity = (record["device_id"], record["event_time"], record["seq"])
         if body is None:
             self.records.append(record)
         else:
             self.bodies.append(body)
+        self._stored(offset, size, identity, len(record["readings"]), message, unsure)
+
+    def add_body(
+        self,
+        offset: int,
+        size: int,
+        identity: Identity,
+        readings: int,
+        body: bytes,
+        message: Message | None = None,
+        unsure: bool = False,
+    ) -> None:
+        """Append a valid measurement known by its identity, reading count and Avro body."""
+        self.bodies.append(body)
+        self._stored(offset, size, identity, readings, message, unsure)
+
+    def _stored(
+        self,
+        offset: int,
+        size: int,
+        identity: Identity,
+        readings: int,
+        message: Message | None,
+        unsure: bool,
+    ) -> None:
+        self.last_offset = offset
+        self.messages += 1
+        self.size_bytes += size
+        self.rows += readings
+        if unsure:
+            self.unsure.append(len(self.offsets))
+        self.offsets.append(offset)
+        self.identities.append(identity)
+        self.counts.append(readings)
+        self.raw.append(message)
+        event_time = identity[1]
         if self.oldest_event_ms is None or event_time < self.oldest_event_ms:
             self.oldest_event_ms = event_time
 

@@ -24,6 +24,7 @@ from typing import Literal, Protocol, cast
 from confluent_kafka import Message
 
 from streams.codec import DecodeError, Decoder, Record, RegistryUnavailable
+from streams.fastcheck import FastCheck
 from streams.reasons import Rejection
 from streams.validate import Validator
 from streams.worker.batch import Batch
@@ -132,11 +133,14 @@ class Ingest:
         limits: Limits,
         metrics: WorkerMetrics,
         bodies: bool = False,
+        fast: FastCheck | None = None,
     ) -> None:
         """``bodies``: batches keep each message's newest-version Avro body for the sink to
-        send (the Avro insert path) instead of its record (rows built by the sink)."""
+        send (the Avro insert path) instead of its record (rows built by the sink). ``fast``
+        (with ``bodies``) accepts plain valid messages before the Python path is asked."""
         self.token_prefix = token_prefix
         self.bodies = bodies
+        self.fast = fast if bodies else None
         self.source = source
         self.decoder = decoder
         self.validator = validator
@@ -223,7 +227,20 @@ class Ingest:
                 return
             batch = None
         payload = message.value() or b""
-        checked = self._check(payload, now_ms)
+        fast = self.fast
+        if fast is not None and len(payload) <= self.limits.max_message_bytes:
+            accepted = fast.check(payload, now_ms)
+            if accepted is not None:
+                if batch is None:
+                    batch = partition.open = Batch(self.token_prefix, partition.number, offset)
+                identity = (accepted[0], accepted[1], accepted[2])
+                unsure = not self.resends.is_new(identity)
+                batch.add_body(
+                    offset, len(payload), identity, accepted[3], accepted[4], message, unsure
+                )
+                self._added(partition, offset)
+                return
+        checked = self._check(payload, now_ms)  # may raise: no batch is opened then
         if batch is None:
             batch = partition.open = Batch(self.token_prefix, partition.number, offset)
         if isinstance(checked, Rejection):
@@ -234,6 +251,11 @@ class Ingest:
             identity = (record["device_id"], record["event_time"], record["seq"])
             unsure = not self.resends.is_new(identity)
             batch.add(offset, len(payload), record, message, unsure, body)
+            if fast is not None:
+                fast.learn(payload)
+        self._added(partition, offset)
+
+    def _added(self, partition: Partition, offset: int) -> None:
         partition.errors = 0
         intent = partition.intent
         if intent is not None and offset >= intent.last and not partition.busy:

@@ -18,6 +18,7 @@ from clickhouse_connect.driver.asyncclient import AsyncClient
 
 from streams.clickhouse import async_client
 from streams.codec import Decoder, load_versions
+from streams.fastcheck import FastCheck
 from streams.registry import registry_client
 from streams.settings import Settings
 from streams.validate import Validator
@@ -58,11 +59,17 @@ class Pipeline:
         )
         dead_letters = DeadLetters(settings, sink.store_dead_letters, metrics)
         source = KafkaSource(settings, metrics)
+        validator = Validator(
+            int(settings.max_future_seconds * 1000), settings.max_readings_per_message
+        )
+        fast = (
+            FastCheck(decoder, validator) if settings.fast_check and FastCheck.available() else None
+        )
         ingest = Ingest(
             topic.token_prefix,
             source,
             decoder,
-            Validator(int(settings.max_future_seconds * 1000), settings.max_readings_per_message),
+            validator,
             sink,
             dead_letters,
             Resends(sink, settings.resend_devices),
@@ -76,6 +83,7 @@ class Pipeline:
             ),
             metrics,
             bodies=avro,
+            fast=fast,
         )
         port = settings.worker_metrics_port + settings.worker_index
         metrics_server = await serve(metrics, settings.worker_metrics_host, port)
