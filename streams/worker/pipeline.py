@@ -62,9 +62,15 @@ class Pipeline:
         validator = Validator(
             int(settings.max_future_seconds * 1000), settings.max_readings_per_message
         )
-        fast = (
-            FastCheck(decoder, validator) if settings.fast_check and FastCheck.available() else None
-        )
+        fast = None
+        if avro and settings.fast_check:
+            if FastCheck.available():
+                fast = FastCheck(decoder, validator)
+            else:
+                log.warning(
+                    "the compiled fast check (streams/_fastcheck.c) is not built here: every "
+                    "message takes the Python path, same results, slower (install with gcc)"
+                )
         ingest = Ingest(
             topic.token_prefix,
             source,
