@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.daemon import Daemon
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from devstack.daemon import Daemon, checkout_env
 
 
 @dataclass
@@ -34,14 +31,9 @@ class LocalClickHouse:
 
     def start(self) -> None:
         # The password travels in the child's environment only, never on its command line.
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
-            ),
-            "STREAMGAUGE_CLICKHOUSE_USER": self.user,
-            "STREAMGAUGE_CLICKHOUSE_PASSWORD": self.password,
-        }
+        env = checkout_env(
+            STREAMGAUGE_CLICKHOUSE_USER=self.user, STREAMGAUGE_CLICKHOUSE_PASSWORD=self.password
+        )
         command = [sys.executable, "-m", "devstack.clickhouse_http", "--host", self.host]
         command += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
         self.daemon.spawn(command, env)

@@ -14,6 +14,14 @@ from pathlib import Path
 
 from streams.errors import UserError
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def checkout_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a Python daemon that imports this checkout."""
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
 
 @dataclass
 class Daemon:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import urllib.error
 import urllib.request
@@ -25,9 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from devstack.daemon import Daemon
+from devstack.daemon import Daemon, checkout_env
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
@@ -48,15 +46,9 @@ class LocalRegistry:
         return self.daemon.home / "data"
 
     def start(self) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
-            ),
-        }
         command = [sys.executable, "-m", "devstack.registry"]
         command += ["--host", self.host, "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.daemon.spawn(command, env)
+        self.daemon.spawn(command, checkout_env())
 
     def ready(self) -> bool:
         """``GET /subjects`` answers."""
