@@ -36,7 +36,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from bench._results import RESULTS, write
-from devstack.daemon import free_port
+from devstack.daemon import child_pids, free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams import migrations, simulator, topics
 from streams.codec import load_versions
@@ -242,15 +242,13 @@ def insert_seconds(metrics_ports: list[int]) -> tuple[float, float]:
 def worker_rss_mb(supervisor_pid: int) -> float:
     """Largest resident memory among the supervisor's worker processes, in MiB."""
     largest = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in child_pids(supervisor_pid):
         try:
-            status = (entry / "status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(supervisor_pid) and "VmRSS" in fields:
+        if "VmRSS" in fields:
             largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
     return largest
 

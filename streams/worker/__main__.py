@@ -67,7 +67,7 @@ def collect_less_often() -> None:
     at a 70th of the default rate (reference cycles are still collected, later).
     """
     gc.freeze()
-    gc.set_threshold(GC_THRESHOLDS[0], GC_THRESHOLDS[1], GC_THRESHOLDS[2])
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 if __name__ == "__main__":

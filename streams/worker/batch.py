@@ -37,8 +37,8 @@ class Batch:
 
     Its insert token is derived from that range (and the topic's identity) alone, so a replay
     that re-forms the same range inserts with the same token and ClickHouse drops the repeat.
-    Stored messages are kept whole (their record, and the Avro body ClickHouse parses on the
-    fast insert path); rows are made from them only when the batch is inserted.
+    A stored message is kept as its Avro body (the Avro insert path: ClickHouse makes the rows)
+    or as its record (the Native path: rows are built when the batch is inserted).
     """
 
     topic: str  # the token's prefix: the topic's name, and its id where known
@@ -74,15 +74,10 @@ class Batch:
         record: Record,
         message: Message | None = None,
         unsure: bool = False,
-        body: bytes | None = None,
     ) -> None:
-        """Append a valid measurement: one row per reading. With its Avro ``body`` only that
-        is kept (the record is not needed again); without, the record (rows built here)."""
+        """Append a valid measurement by its record: one row per reading, built at insert."""
+        self.records.append(record)
         identity = (record["device_id"], record["event_time"], record["seq"])
-        if body is None:
-            self.records.append(record)
-        else:
-            self.bodies.append(body)
         self._stored(offset, size, identity, len(record["readings"]), message, unsure)
 
     def add_body(
@@ -95,7 +90,8 @@ class Batch:
         message: Message | None = None,
         unsure: bool = False,
     ) -> None:
-        """Append a valid measurement known by its identity, reading count and Avro body."""
+        """Append a valid measurement by its identity, reading count and newest-version Avro
+        body (the Avro insert path)."""
         self.bodies.append(body)
         self._stored(offset, size, identity, readings, message, unsure)
 

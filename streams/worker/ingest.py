@@ -24,7 +24,7 @@ from typing import Literal, Protocol, cast
 from confluent_kafka import Message
 
 from streams.codec import DecodeError, Decoder, Record, RegistryUnavailable
-from streams.fastcheck import FastCheck
+from streams.fastcheck import Accepted, FastCheck
 from streams.reasons import Rejection
 from streams.validate import Validator
 from streams.worker.batch import Batch
@@ -227,53 +227,48 @@ class Ingest:
                 return
             batch = None
         payload = message.value() or b""
-        fast = self.fast
-        if fast is not None and len(payload) <= self.limits.max_message_bytes:
-            accepted = fast.check(payload, now_ms)
-            if accepted is not None:
-                if batch is None:
-                    batch = partition.open = Batch(self.token_prefix, partition.number, offset)
-                identity = (accepted[0], accepted[1], accepted[2])
-                unsure = not self.resends.is_new(identity)
-                batch.add_body(
-                    offset, len(payload), identity, accepted[3], accepted[4], message, unsure
-                )
-                self._added(partition, offset)
-                return
         checked = self._check(payload, now_ms)  # may raise: no batch is opened then
         if batch is None:
             batch = partition.open = Batch(self.token_prefix, partition.number, offset)
         if isinstance(checked, Rejection):
             batch.reject(offset, len(payload), message, checked)
             self.metrics.dead_lettered(checked.reason)
-        else:
-            record, body = checked if isinstance(checked, tuple) else (checked, None)
-            identity = (record["device_id"], record["event_time"], record["seq"])
+        elif isinstance(checked, tuple):  # the Avro path
+            identity = checked[:3]
             unsure = not self.resends.is_new(identity)
-            batch.add(offset, len(payload), record, message, unsure, body)
-            if fast is not None:
-                fast.learn(payload)
-        self._added(partition, offset)
-
-    def _added(self, partition: Partition, offset: int) -> None:
+            batch.add_body(offset, len(payload), identity, checked[3], checked[4], message, unsure)
+        else:
+            identity = (checked["device_id"], checked["event_time"], checked["seq"])
+            unsure = not self.resends.is_new(identity)
+            batch.add(offset, len(payload), checked, message, unsure)
         partition.errors = 0
         intent = partition.intent
         if intent is not None and offset >= intent.last and not partition.busy:
             self._start_flush(partition)
 
-    def _check(self, payload: bytes, now_ms: int) -> Rejection | Record | tuple[Record, bytes]:
-        """The record (and its newest-version body, with ``bodies``), or why the message is a
-        dead letter."""
+    def _check(self, payload: bytes, now_ms: int) -> Rejection | Record | Accepted:
+        """Why the message is a dead letter; or, with ``bodies``, what the batch keeps of it
+        (identity, reading count, newest-version body); or else its record."""
         if len(payload) > self.limits.max_message_bytes:
             return Rejection("oversized", f"{len(payload)} bytes")
+        if self.fast is not None:
+            accepted = self.fast.check(payload, now_ms)
+            if accepted is not None:
+                return accepted
         try:
-            if self.bodies:
-                stored = self.decoder.decode_stored(payload)
-                return self.validator.check(stored[0], now_ms) or stored
-            record = self.decoder.decode(payload)
+            if not self.bodies:
+                record = self.decoder.decode(payload)
+                return self.validator.check(record, now_ms) or record
+            record, body = self.decoder.decode_stored(payload)
         except DecodeError as error:
             return Rejection(error.reason, error.detail)
-        return self.validator.check(record, now_ms) or record
+        rejection = self.validator.check(record, now_ms)
+        if rejection is not None:
+            return rejection
+        if self.fast is not None:
+            self.fast.learn(payload)  # a registry schema id the compiled check can take next
+        count = len(record["readings"])
+        return (record["device_id"], record["event_time"], record["seq"], count, body)
 
     def _is_due(self, partition: Partition, batch: Batch, now: float) -> bool:
         if partition.intent is not None:

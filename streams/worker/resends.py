@@ -66,12 +66,11 @@ class Resends:
         """Drop from ``batch`` the messages that are resends: of a stored message, or of an
         earlier message of the same batch."""
         if batch.unsure:
-            identities = batch.identities
-            unsure = {index: identities[index] for index in batch.unsure}
+            unsure = {index: batch.identities[index] for index in batch.unsure}
             await self._learn([identity[0] for identity in unsure.values()])
             stored = await self._stored(list(unsure.values()))
             first_index: dict[Identity, int] = {}
-            for index, identity in enumerate(identities):
+            for index, identity in enumerate(batch.identities):
                 first_index.setdefault(identity, index)
             batch.drop(
                 {

@@ -111,7 +111,11 @@ async def test_a_replayed_batch_adds_nothing_to_readings_or_any_view(
             "site": None,
         }
         decoded, body = decoder.decode_stored(Encoder(versions[offset % 2]).encode(record))
-        batch.add(offset, 100, decoded, body=body if avro else None)
+        if avro:
+            identity = (decoded["device_id"], decoded["event_time"], decoded["seq"])
+            batch.add_body(offset, 100, identity, len(decoded["readings"]), body)
+        else:
+            batch.add(offset, 100, decoded)
     client = await async_client(pipeline)
     container = AvroContainer(decoder.stored_schema) if avro else None
     sink = ClickHouseSink(client, 30, WorkerMetrics("m", 0), container=container)

@@ -55,7 +55,7 @@ def batch() -> Batch:
     made = Batch("m/id", 0, 10)
     versions = load_versions(REPO_ROOT / "schemas" / "avro")
     record, body = Decoder(versions).decode_stored(Encoder(versions[-1]).encode(RECORD))
-    made.add(10, 50, record, body=body)
+    made.add_body(10, 50, (record["device_id"], record["event_time"], record["seq"]), 1, body)
     return made
 
 
@@ -128,7 +128,7 @@ def test_the_avro_container_holds_each_message_with_its_partition_and_offset() -
     made = Batch("m/id", 7, 300)
     for offset, version in ((300, versions[0]), (302, versions[-1])):
         record, body = decoder.decode_stored(Encoder(version).encode({**RECORD, "seq": offset}))
-        made.add(offset, 50, record, body=body)
+        made.add_body(offset, 50, (record["device_id"], record["event_time"], offset), 1, body)
     blob = AvroContainer(versions[-1].source).of(made)
     rows: list[Any] = list(fastavro.reader(io.BytesIO(blob)))
     assert [row["source"] for row in rows] == [
