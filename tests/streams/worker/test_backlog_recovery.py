@@ -39,7 +39,9 @@ def test_after_a_10x_slower_database_the_backlog_drains_at_full_speed(
         rate=20_000,
         # Long enough that the 90%..10% windows span several batch cycles on a noisy machine.
         backlog=750_000,
-        slow_seconds=45,
+        # The workers drain ~125,000 msg/s: the slowdown must build a backlog (~1,000,000)
+        # whose 90%..10% recovery lasts several seconds (bench/catchup.py measures >= 3 s).
+        slow_seconds=90,
         slow_mode="bandwidth",  # a tenth of the throughput: a backlog however big the batches
         log_dir=tmp_path,
     )
