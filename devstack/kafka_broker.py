@@ -126,14 +126,22 @@ class KafkaBroker:
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
         command = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone"]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        command += ["-t", cluster_id, "-c", str(config)]
+        command += [f"--cluster-id={new_cluster_id()}", "-c", str(config)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise UserError(
                 f"Formatting Kafka's storage in {self.data_dir} failed: "
                 f"{(result.stdout + result.stderr).strip().splitlines()[-1:]}"
             )
+
+
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them: URL-safe base64 of a UUID, never starting
+    with '-' (the storage tool would read it as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def find_java() -> str:
