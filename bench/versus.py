@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench._results import write
 from devstack.clickhouse_local import LocalClickHouse
@@ -178,6 +180,7 @@ class Run:
     per_message: float  # readings per message in the backlog
     samples: list[tuple[float, int, float, float]] = field(default_factory=list)
     # (monotonic, rows, CPU s of the side's own processes, CPU s of the ClickHouse server)
+    counters: dict[str, float] = field(default_factory=dict)  # the workers' own, at the end
 
     def window(self) -> tuple[tuple[float, int, float, float], tuple[float, int, float, float]]:
         low = next(s for s in self.samples if s[1] >= 0.1 * self.readings)
@@ -203,6 +206,7 @@ class Run:
             "cpu_us_per_reading_clickhouse": round(server, 2),
             "seconds_10_to_90": round(seconds, 2),
             "stored": self.samples[-1][1],
+            **self.counters,
             "timeline": self.timeline(),
         }
 
@@ -222,6 +226,11 @@ class Run:
             f"{f['readings_per_second']:>10,} readings/s  CPU µs/reading: "
             f"own {f['cpu_us_per_reading_own']:.2f}, "
             f"ClickHouse {f['cpu_us_per_reading_clickhouse']:.2f}"
+            + (
+                f"  polled/message {f['polled_per_message']:.3f}, halts {f['halts']}"
+                if "halts" in f
+                else ""
+            )
         )
 
 
@@ -306,8 +315,32 @@ def workers(settings: Settings, run: Run, server: int | None) -> None:
     worker = start_workers(settings, run.parallelism)
     try:
         follow(settings, run, lambda: cpu_seconds([worker.pid, *child_pids(worker.pid)]), server)
+        run.counters = worker_counters(settings, run)
     finally:
         stop(worker)
+
+
+def worker_counters(settings: Settings, run: Run) -> dict[str, float]:
+    """Messages the workers polled per message stored (1.0: none taken twice) and their
+    back-pressure halts, from each process's /metrics."""
+    totals = {"streamgauge_messages_consumed_total": 0.0, "streamgauge_partition_halts_total": 0.0}
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    for index in range(run.parallelism):
+        url = f"http://{host}:{port + index}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in totals:
+                    totals[sample.name] += sample.value
+    messages = run.readings / run.per_message
+    return {
+        "polled_per_message": round(totals["streamgauge_messages_consumed_total"] / messages, 3),
+        "halts": int(totals["streamgauge_partition_halts_total"]),
+    }
 
 
 def python(settings: Settings, run: Run, server: int | None) -> None:

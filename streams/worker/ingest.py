@@ -7,9 +7,12 @@ one keeps filling, so a slow database gets bigger inserts.
 
 Every offset the partition's commit passes is accounted for: stored, a resend of a stored
 message, or delivered as a dead letter. Anything else stops the partition at that offset
-instead of skipping it (a *halt*): the consumer is rewound to the offset and paused, and the
-partition goes on from there when it can — when its open batch has room again (back-pressure),
-after a backoff (the registry was unreachable; an unexpected error, logged and counted).
+instead of skipping it (a *halt*): the partition is paused, and goes on from there when it can —
+when its open batch has room again (back-pressure), after a backoff (the registry was
+unreachable; an unexpected error, logged and counted). A halt on an error rewinds the consumer
+to the offset, so the message is fetched again; back-pressure keeps the messages already polled
+past it (this poll's and those queued behind it) and takes them first when it goes on, since a
+paused partition fetches from after the last message polled.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class Halt:
     offset: int
     cause: HaltCause
     until: float = 0.0  # monotonic; "full" waits for room in the open batch instead
+    held: list[Message] = field(default_factory=list)  # "full": polled from ``offset`` on
 
 
 @dataclass
@@ -185,15 +189,22 @@ class Ingest:
         self.metrics.consumed.inc(len(messages))
         for message in messages:
             partition = self.partitions.get(cast(int, message.partition()))
-            if partition is None or epoch < partition.epoch or partition.halt is not None:
+            if partition is None or epoch < partition.epoch:
                 continue
-            try:
-                self._add(partition, message, now_ms)
-            except RegistryUnavailable as error:
-                self._halt_on_error(partition, message, "registry", error)
-            except Exception as error:
-                self._halt_on_error(partition, message, "error", error)
+            halt = partition.halt
+            if halt is None:
+                self._take(partition, message, now_ms)
+            elif halt.cause == "full":
+                halt.held.append(message)  # polled before the pause: next in line
         self.poll()
+
+    def _take(self, partition: Partition, message: Message, now_ms: int) -> None:
+        try:
+            self._add(partition, message, now_ms)
+        except RegistryUnavailable as error:
+            self._halt_on_error(partition, message, "registry", error)
+        except Exception as error:
+            self._halt_on_error(partition, message, "error", error)
 
     def poll(self) -> None:
         """Start due flushes (size, age, intent boundary); let halted partitions go on.
@@ -224,6 +235,7 @@ class Ingest:
         if batch is not None and partition.intent is None and self._is_full(batch):
             if not self._flush_now(partition):
                 self._halt(partition, offset, "full")
+                cast(Halt, partition.halt).held.append(message)
                 return
             batch = None
         payload = message.value() or b""
@@ -291,10 +303,14 @@ class Ingest:
     # -- halts --------------------------------------------------------------------------
 
     def _halt(self, partition: Partition, offset: int, cause: HaltCause, delay: float = 0) -> None:
-        """Stop taking messages of ``partition`` at ``offset``; fetch from there later."""
+        """Stop taking messages of ``partition`` at ``offset``; go on from there later.
+
+        "full" keeps what was polled (the caller holds it); any other cause fetches again.
+        """
         partition.halt = Halt(offset, cause, time.monotonic() + delay)
         self.source.pause([partition.number])
-        partition.epoch = self.source.rewind(partition.number, offset)
+        if cause != "full":
+            partition.epoch = self.source.rewind(partition.number, offset)
         self.metrics.halted(cause)
 
     def _halt_on_error(
@@ -324,9 +340,10 @@ class Ingest:
         self._halt(partition, offset, cause, delay)
 
     def _go_on(self, now: float) -> None:
-        """Resume the halted partitions whose reason is gone."""
+        """Resume the halted partitions whose reason is gone, held messages first."""
         ready = []
-        for partition in self.partitions.values():
+        now_ms = int(time.time() * 1000)
+        for partition in list(self.partitions.values()):
             halt = partition.halt
             if halt is None:
                 continue
@@ -336,7 +353,14 @@ class Ingest:
             elif now < halt.until:
                 continue
             partition.halt = None
-            ready.append(partition.number)
+            for index, message in enumerate(halt.held):
+                self._take(partition, message, now_ms)
+                if partition.halt is not None:  # full again, or an error (fetched again)
+                    if partition.halt.cause == "full":
+                        partition.halt.held.extend(halt.held[index + 1 :])
+                    break
+            else:
+                ready.append(partition.number)
         if ready:
             self.source.resume(ready)
 

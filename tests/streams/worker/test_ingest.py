@@ -58,6 +58,13 @@ class FakeMessage:
         return (1, 0)
 
 
+class Broken(FakeMessage):
+    """A message whose payload cannot be read: an unexpected error in the data path."""
+
+    def value(self) -> bytes:
+        raise RuntimeError("a bug")
+
+
 @dataclass
 class FakeSource:
     log: list[tuple[str, Any]]
@@ -251,24 +258,62 @@ async def test_a_batch_of_only_rejected_messages_commits_without_inserting() -> 
     assert log == [("commit", {0: (2, "")})]
 
 
-async def test_back_pressure_rewinds_a_full_partition_and_goes_on_after_the_insert() -> None:
+async def test_back_pressure_pauses_a_full_partition_and_takes_what_it_polled_first() -> None:
     ingest, log, sink, _ = make_ingest(max_rows=4)
     ingest.on_rebalance(Assigned({0: None}))
     ingest.submit([message(0, offset) for offset in range(2)])  # full: flush starts, blocks
     await settle()
     ingest.submit([message(0, offset) for offset in range(2, 6)])  # 2-3 fill the next batch
+    ingest.submit([message(0, 6)])  # queued behind the poll that paused it
     await settle()
     assert ("pause", [0]) in log
-    assert ("rewind", (0, 4)) in log, "the message that did not fit is fetched again"
+    assert not [entry for entry in log if entry[0] == "rewind"], "nothing is fetched twice"
     open_batch = ingest.partitions[0].open
     assert open_batch is not None
     assert (open_batch.first_offset, open_batch.last_offset) == (2, 3)
-    ingest.submit([message(0, 4)], epoch=0)  # polled before the rewind: dropped
-    assert open_batch.last_offset == 3
     sink.gate.set()
     await settle()
     assert ("resume", [0]) in log
-    assert [b.token for b in sink.batches] == ["m/0/0-1", "m/0/2-3"]
+    assert [b.token for b in sink.batches] == ["m/0/0-1", "m/0/2-3", "m/0/4-5"]
+    open_batch = ingest.partitions[0].open
+    assert open_batch is not None, "4-6 were held, then taken in order"
+    assert (open_batch.first_offset, open_batch.last_offset) == (6, 6)
+    ingest.submit([message(0, 7)])  # fetched after the resume
+    assert open_batch.last_offset == 7
+
+
+async def test_a_full_partition_that_fills_again_from_what_it_held_stays_paused() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, offset) for offset in range(2)])  # in flight
+    await settle()
+    ingest.submit([message(0, offset) for offset in range(2, 10)])  # 2-3 open, 4-9 held
+    await settle()
+    sink.gate.set()
+    await settle()
+    tokens = [b.token for b in sink.batches]
+    assert tokens == ["m/0/0-1", "m/0/2-3", "m/0/4-5", "m/0/6-7", "m/0/8-9"]
+    assert log.count(("resume", [0])) == 1, "resumed once, after the last held message"
+    assert log.count(("pause", [0])) == 3, "paused again each time the held messages filled it"
+    assert ("commit", {0: (10, "")}) in log, "every held message stored once, in order"
+
+
+async def test_an_error_on_a_held_message_fetches_it_again() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, offset) for offset in range(2)])
+    await settle()
+    ingest.submit([message(0, offset) for offset in range(2, 6)])  # 4-5 held
+    await settle()
+    held = cast(Any, ingest.partitions[0].halt).held
+    held[0] = Broken(0, 4, b"")
+    sink.gate.set()
+    await settle()
+    assert ("rewind", (0, 4)) in log, "the failing message is fetched again, not skipped"
+    halt = ingest.partitions[0].halt
+    assert halt is not None
+    assert halt.cause == "error"
+    assert 0 in ingest.source.paused
 
 
 async def test_a_partition_resumes_once_its_own_batch_is_in_flight_not_when_all_are() -> None:
