@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck pytest test-slow tools clean
+.PHONY: run test install lint typecheck pytest test-slow test-cluster tools clean
 
 run: $(STAMP)
 	$(BIN)/streamgauge dev run
@@ -42,6 +42,10 @@ pytest: $(STAMP) tools
 
 test-slow: $(STAMP) tools
 	$(BIN)/pytest -m slow
+
+# Every scenario on the local 3-broker cluster (make test runs the reduced set).
+test-cluster: $(STAMP) tools
+	$(BIN)/pytest -m cluster tests/cluster
 
 clean:
 	-$(BIN)/streamgauge dev down

@@ -393,7 +393,8 @@ INVALID = tuple(HOSTILE)
 class WorkloadProducer:
     """Sends planned messages at a rate and records where each one landed."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **config: Any) -> None:
+        """``config``: librdkafka properties over the defaults below."""
         self.topic = settings.topic
         self.failures: list[str] = []
         self._producer = Producer(
@@ -405,6 +406,7 @@ class WorkloadProducer:
                 "compression.type": "lz4",
                 "partitioner": "murmur2_random",  # as MeasurementProducer: key → partition
                 "message.max.bytes": TOPIC_LIMIT,
+                **config,
             }
         )
 

@@ -91,6 +91,12 @@ class Daemon:
             f"{self.name} did not become ready within {timeout:.0f} s; its log is {self.log_file}."
         )
 
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM to its group) without waiting; ``stop()`` waits."""
+        pid = self.pid()
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the process group (TERM, then KILL) and wait for the port to close."""
         pid = self.pid()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devstack.daemon import Daemon, last_line, port_open
 from streams.errors import UserError
+from streams.topics import min_insync_replicas
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 POM = RESOURCES / "pom.xml"
@@ -25,7 +26,12 @@ def kafka_version() -> str:
 
 @dataclass
 class KafkaBroker:
-    """Resolves the jars once (cached), formats the storage once, runs ``kafka.Kafka``."""
+    """Resolves the jars once (cached), formats the storage once, runs ``kafka.Kafka``.
+
+    Alone (the default) it is its own controller quorum. As node ``node_id`` of a cluster,
+    ``voters`` names the static quorum (``id@host:port,...``) and ``cluster_id_file`` holds
+    the id every node formats its storage with.
+    """
 
     devstack_dir: Path
     cache_dir: Path
@@ -33,10 +39,15 @@ class KafkaBroker:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "1g"
+    node_id: int = 1
+    name: str = "kafka"
+    voters: str = ""
+    cluster_id_file: Path | None = None
+    replication: int = 1
 
     @property
     def daemon(self) -> Daemon:
-        return Daemon("kafka", self.host, self.port, self.devstack_dir / "kafka")
+        return Daemon(self.name, self.host, self.port, self.devstack_dir / self.name)
 
     @property
     def data_dir(self) -> Path:
@@ -78,7 +89,7 @@ class KafkaBroker:
             cluster = admin.describe_cluster(request_timeout=1).result()
         except Exception:
             return False
-        return cluster.controller is not None and len(cluster.nodes) > 0
+        return cluster.controller is not None and any(n.id == self.node_id for n in cluster.nodes)
 
     def resolve_classpath(self) -> str:
         """Resolve the broker's jars with mvn into the cache, once per Kafka version."""
@@ -117,22 +128,75 @@ class KafkaBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         template = (RESOURCES / "server.properties").read_text()
         config = self.daemon.home / "server.properties"
-        config.write_text(
-            template.replace("{data_dir}", str(self.data_dir))
-            .replace("{controller_port}", str(self.controller_port))
-            .replace("{port}", str(self.port))
+        quorum = (
+            f"controller.quorum.voters={self.voters}"
+            if self.voters
+            else f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}"
         )
+        fields = {
+            "{node_id}": str(self.node_id),
+            "{quorum}": quorum,
+            "{data_dir}": str(self.data_dir),
+            "{controller_port}": str(self.controller_port),
+            "{port}": str(self.port),
+            "{replication}": str(self.replication),
+            "{min_isr}": str(min_insync_replicas(self.replication)),
+        }
+        for name, value in fields.items():
+            template = template.replace(name, value)
+        config.write_text(template)
         return config
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
-        command = [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone"]
-        command += [f"--cluster-id={new_cluster_id()}", "-c", str(config)]
+        command = [java, "-cp", classpath, "kafka.tools.StorageTool", "format"]
+        if self.voters:  # a static quorum: every node formats with the cluster's one id
+            command += [f"--cluster-id={self.cluster_id()}"]
+        else:
+            command += ["--standalone", f"--cluster-id={new_cluster_id()}"]
+        command += ["-c", str(config)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise UserError(
                 f"Formatting Kafka's storage in {self.data_dir} failed: "
                 f"{(result.stdout + result.stderr).strip().splitlines()[-1:]}"
             )
+
+    def cluster_id(self) -> str:
+        """The cluster's id, made by the first node that formats."""
+        assert self.cluster_id_file is not None
+        if not self.cluster_id_file.exists():
+            self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+            self.cluster_id_file.write_text(new_cluster_id() + "\n")
+        return self.cluster_id_file.read_text().strip()
+
+
+def cluster(
+    devstack_dir: Path, cache_dir: Path, host: str, port: int, brokers: int
+) -> list[KafkaBroker]:
+    """The local stack's Kafka: one broker on ``port``, or ``brokers`` nodes of one cluster.
+
+    Node i (from 1) listens on ``port + 2(i-1)``, its controller on the next port; a cluster's
+    nodes are named kafka-1, kafka-2, ... and keep their data apart from the single broker's.
+    """
+    if brokers == 1:
+        return [KafkaBroker(devstack_dir, cache_dir, host, port, port + 1)]
+    voters = ",".join(f"{i}@{host}:{port + 2 * (i - 1) + 1}" for i in range(1, brokers + 1))
+    return [
+        KafkaBroker(
+            devstack_dir,
+            cache_dir,
+            host,
+            port + 2 * (i - 1),
+            port + 2 * (i - 1) + 1,
+            heap="512m",
+            node_id=i,
+            name=f"kafka-{i}",
+            voters=voters,
+            cluster_id_file=devstack_dir / "kafka-cluster.id",
+            replication=min(brokers, 3),
+        )
+        for i in range(1, brokers + 1)
+    ]
 
 
 def new_cluster_id() -> str:

@@ -204,6 +204,11 @@ class Settings:
     devstack_registry_port: int = _setting(
         8081, "Port of the local stack's schema registry (127.0.0.1; `streamgauge dev up`)."
     )
+    devstack_brokers: int = _setting(
+        1,
+        "Kafka brokers of the local stack: 1, or 3 for a replicated cluster on the bootstrap "
+        "port and the next even ports (`streamgauge dev up --brokers 3`).",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -19,14 +19,24 @@ class TopicSpec:
     config: dict[str, str]
 
 
+def min_insync_replicas(replication: int) -> int:
+    """Replicas an acks=all write waits for: 2 of 3 (one broker may be down), 1 below that."""
+    return max(1, min(2, replication - 1))
+
+
 def specs(settings: Settings) -> list[TopicSpec]:
     retention_ms = str(int(settings.topic_retention_hours * 3600 * 1000))
+    isr = str(min_insync_replicas(settings.topic_replication))
     return [
         TopicSpec(
             settings.topic,
             settings.topic_partitions,
             settings.topic_replication,
-            {"retention.ms": retention_ms, "compression.type": "producer"},
+            {
+                "retention.ms": retention_ms,
+                "compression.type": "producer",
+                "min.insync.replicas": isr,
+            },
         ),
         # Dead letters are kept long enough for someone to look at them: 30 days.
         TopicSpec(
@@ -37,6 +47,7 @@ def specs(settings: Settings) -> list[TopicSpec]:
                 "retention.ms": str(30 * 24 * 3600 * 1000),
                 # Above the measurements topic's limit: a dead letter keeps the original bytes.
                 "max.message.bytes": str(settings.dlq_max_message_bytes),
+                "min.insync.replicas": isr,
             },
         ),
     ]
@@ -64,9 +75,10 @@ def create(settings: Settings) -> list[str]:
             future.result(30)
         except KafkaException as error:
             raise UserError(f"Creating topic {spec.name} failed: {error.args[0].str()}") from None
+        isr = spec.config["min.insync.replicas"]
         report.append(
             f"{spec.name}: created with {spec.partitions} partitions, "
-            f"replication {spec.replication}"
+            f"replication {spec.replication}, min.insync.replicas {isr}"
         )
     return report
 

@@ -14,6 +14,16 @@ from streams.settings import Settings
 from tests.support.pipeline import migrate_up
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ``-m``, the ``extended`` scenarios stay out (``make test`` stays < 20 min)."""
+    if config.getoption("markexpr"):
+        return
+    kept = [item for item in items if item.get_closest_marker("extended") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[Settings]:
     """Kafka and the local ClickHouse, running for the whole session."""
