@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test install lint typecheck pytest test-slow test-cluster tools clean
 
+# BROKERS=3: on a local 3-broker Kafka cluster (docs/deploy-cluster.md).
 run: $(STAMP)
-	$(BIN)/streamgauge dev run
+	$(BIN)/streamgauge dev run $(if $(BROKERS),--brokers $(BROKERS))
 
 test: $(STAMP)
 	$(MAKE) lint typecheck pytest
@@ -45,7 +46,7 @@ test-slow: $(STAMP) tools
 
 # Every scenario on the local 3-broker cluster (make test runs the reduced set).
 test-cluster: $(STAMP) tools
-	$(BIN)/pytest -m cluster tests/cluster
+	$(BIN)/pytest -m cluster tests/cluster -rP
 
 clean:
 	-$(BIN)/streamgauge dev down

@@ -110,7 +110,7 @@ def _refresh(refresher: Refresher, reader: KafkaReader) -> dict[str, Any]:
     refresher.requests.add(reader.requests.drain())
     after = refresher.requests.totals()
     counted = {api: n - before.get(api, 0) for api, n in after.items() if n > before.get(api, 0)}
-    lag = sum(p.lag_messages for g in snapshot.groups for t in g.topics for p in t.partitions)
+    lag = sum(p.lag_messages or 0 for g in snapshot.groups for t in g.topics for p in t.partitions)
     return {
         "seconds": round(seconds, 4),
         "timestamps_read": refresher.fetched,

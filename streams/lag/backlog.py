@@ -52,7 +52,8 @@ Key = tuple[str, PartitionId]  # (group, partition)
 
 
 def backlogs(offsets: Offsets) -> dict[Key, Backlog]:
-    """Every partition of every group's topics, ordered by group, topic and partition."""
+    """Every partition of every group's topics whose offsets are known, ordered by group,
+    topic and partition."""
     found = {}
     for group in offsets.groups:
         for p in sorted(p for p in offsets.partitions if p.topic in group.topics):

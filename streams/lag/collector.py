@@ -69,16 +69,17 @@ def _partitions(snapshot: Snapshot, now: float) -> Iterator[Metric]:
         for topic in group.topics:
             for p in topic.partitions:
                 labels = [group.group, topic.topic, str(p.partition)]
-                messages.add_metric(labels, p.lag_messages)
+                # Unknown (offline partition): NaN, never a made-up 0.
+                messages.add_metric(labels, math.nan if p.lag_messages is None else p.lag_messages)
                 age = p.seconds_at(now)
                 seconds.add_metric(labels, math.nan if age is None else age)
                 offset = p.committed_offset
                 committed.add_metric(labels, -1 if offset is None else offset)
                 for s in Status:
                     status.add_metric([*labels, s.value], 1.0 if p.status is s else 0.0)
-                if (topic.topic, labels[2]) not in seen:
+                if (topic.topic, labels[2]) not in seen and p.end_offset is not None:
                     seen.add((topic.topic, labels[2]))
-                    start.add_metric(labels[1:], p.start_offset)
+                    start.add_metric(labels[1:], p.start_offset or 0)
                     end.add_metric(labels[1:], p.end_offset)
     yield from (messages, seconds, committed, status, start, end)
 

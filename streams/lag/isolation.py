@@ -5,8 +5,8 @@ NOT_COORDINATOR (confluentinc/librdkafka#5040), which brokers answer while a gro
 coordinator moves: a broker restart, a fresh cluster, a leadership change of
 __consumer_offsets — exactly when the lag must keep being reported. The reader therefore runs
 in a spawned child process; the exporter, its HTTP server and its status history live in the
-parent. A child that dies or stops answering fails that refresh with a sentence and is
-replaced for the next one.
+parent. A child that dies, stops answering or fails a read fails that refresh with a sentence
+and is replaced for the next one.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ class IsolatedReader:
         except (OSError, EOFError):
             raise ReadFailed(DIED.format(code=self._stop(kill=True))) from None
         if kind == "error":
+            # Fresh clients for the next refresh: librdkafka may keep waiting on a broker that
+            # is gone (the "controller" a Metadata answer named, on a cluster losing a broker).
+            self._stop(kill=True)
             raise ReadFailed(payload)
         assert isinstance(payload, Reading)
         return payload

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from confluent_kafka import (
@@ -73,6 +73,8 @@ class Offsets:
     groups: list[Group]
     partitions: dict[PartitionId, Watermarks]
     topic_ids: dict[str, str]  # a recreated topic gets a new id
+    # Partitions whose offsets Kafka could not give (no leader: offline), and why.
+    unknown: dict[PartitionId, str] = field(default_factory=dict)
 
 
 class OffsetReader:
@@ -102,7 +104,8 @@ class OffsetReader:
             for group in groups
         ]
         partitions, topic_ids = self._partitions({t for g in found for t in g.topics})
-        return Offsets(found, self._watermarks(partitions), topic_ids)
+        watermarks, unknown = self._watermarks(partitions)
+        return Offsets(found, watermarks, topic_ids, unknown)
 
     def _partitions(self, topics: set[str]) -> tuple[list[PartitionId], dict[str, str]]:
         if not topics:
@@ -122,9 +125,16 @@ class OffsetReader:
             partitions += [PartitionId(topic, p.id) for p in description.partitions]
         return partitions, topic_ids
 
-    def _watermarks(self, partitions: list[PartitionId]) -> dict[PartitionId, Watermarks]:
+    def _watermarks(
+        self, partitions: list[PartitionId]
+    ) -> tuple[dict[PartitionId, Watermarks], dict[PartitionId, str]]:
+        """Each partition's watermarks; or, for one without a leader, why they are unknown.
+
+        An offline partition's ListOffsets fails, or answers a negative offset (-1001,
+        "invalid"): neither is a watermark, and a lag computed from one would be made up.
+        """
         if not partitions:
-            return {}
+            return {}, {}
         starts, ends = (
             self._admin.list_offsets(
                 {TopicPartition(*p): spec for p in partitions},
@@ -135,10 +145,18 @@ class OffsetReader:
         )
         start = {PartitionId(tp.topic, tp.partition): f for tp, f in starts.items()}
         end = {PartitionId(tp.topic, tp.partition): f for tp, f in ends.items()}
-        return {
-            p: Watermarks(self._result(start[p]).offset, self._result(end[p]).offset)
-            for p in partitions
-        }
+        known, unknown = {}, {}
+        for p in partitions:
+            try:
+                first, last = self._result(start[p]).offset, self._result(end[p]).offset
+            except KafkaException as error:
+                unknown[p] = f"offsets unavailable: {error.args[0]}"
+                continue
+            if first < 0 or last < 0:
+                unknown[p] = "offsets unavailable: the partition has no leader"
+                continue
+            known[p] = Watermarks(first, last)
+        return known, unknown
 
     def _result(self, future: concurrent.futures.Future[Any]) -> Any:
         # The request timeout bounds each call; this one only guards against a lost callback.

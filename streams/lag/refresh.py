@@ -11,7 +11,7 @@ from streams.lag.offsets import Commit, Group
 from streams.lag.reader import Reading
 from streams.lag.requests import RequestTotals
 from streams.lag.snapshot import GroupLag, PartitionLag, Snapshot, TopicLag
-from streams.lag.status import Observation, Rules, StatusBook
+from streams.lag.status import Observation, Rules, Status, StatusBook
 from streams.lag.timestamps import Position
 
 
@@ -40,13 +40,36 @@ class Refresher:
         self.requests.add(reading.requests)
         self.fetched = reading.fetched
         found = backlogs(reading.offsets)
+        unknown = [
+            (g.name, p)
+            for g in reading.offsets.groups
+            for p in sorted(reading.offsets.unknown)
+            if p.topic in g.topics
+        ]
         commits = {(g.name, p): c for g in reading.offsets.groups for p, c in g.commits.items()}
         statuses = self._book.observe(
             {
                 key: Observation(reading.at, b.committed, _metadata(commits.get(key)), b.messages)
                 for key, b in found.items()
-            }
+            },
+            keep=unknown,
         )
+
+        def offline(group: Group, key: Key) -> tuple[str, PartitionLag]:
+            commit = commits.get(key)
+            history = self._book.histories.get(key)
+            return key[1].topic, PartitionLag(
+                partition=key[1].partition,
+                start_offset=None,
+                end_offset=None,
+                committed_offset=None if commit is None else commit.offset,
+                lag_messages=None,
+                lag_seconds=None,
+                status=Status.UNKNOWN,
+                commit_metadata=_metadata(commit),
+                owner=group.owners.get(key[1]),
+                last_commit_seen_at=0.0 if history is None else history.commit_seen_at,
+            )
 
         def partition(group: Group, key: Key, backlog: Backlog) -> tuple[str, PartitionLag]:
             return key[1].topic, PartitionLag(
@@ -68,7 +91,12 @@ class Refresher:
                 g.name,
                 g.state,
                 g.members,
-                _topics(partition(g, k, b) for k, b in found.items() if k[0] == g.name),
+                _topics(
+                    [
+                        *(partition(g, k, b) for k, b in found.items() if k[0] == g.name),
+                        *(offline(g, k) for k in unknown if k[0] == g.name),
+                    ]
+                ),
             )
             for g in reading.offsets.groups
         )
@@ -100,7 +128,10 @@ def _topics(partitions: Iterable[tuple[str, PartitionLag]]) -> tuple[TopicLag, .
     by_topic: dict[str, list[PartitionLag]] = {}
     for topic, partition in partitions:
         by_topic.setdefault(topic, []).append(partition)
-    return tuple(TopicLag(topic, tuple(ps)) for topic, ps in sorted(by_topic.items()))
+    return tuple(
+        TopicLag(topic, tuple(sorted(ps, key=lambda p: p.partition)))
+        for topic, ps in sorted(by_topic.items())
+    )
 
 
 def _metadata(commit: Commit | None) -> str:

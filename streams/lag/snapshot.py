@@ -18,10 +18,10 @@ from streams.lag.status import Status, worst
 @dataclass(frozen=True)
 class PartitionLag:
     partition: int
-    start_offset: int
-    end_offset: int
+    start_offset: int | None  # None (with end_offset, lag_messages): status UNKNOWN
+    end_offset: int | None
     committed_offset: int | None  # None: never committed (lag counts from start_offset)
-    lag_messages: int
+    lag_messages: int | None
     lag_seconds: float | None  # at the refresh; None: its oldest unconsumed message not read
     status: Status
     commit_metadata: str
@@ -42,8 +42,8 @@ class TopicLag:
     partitions: tuple[PartitionLag, ...]
 
     @property
-    def lag_messages(self) -> int:
-        return sum(p.lag_messages for p in self.partitions)
+    def lag_messages(self) -> int | None:
+        return _total(p.lag_messages for p in self.partitions)
 
     def seconds_at(self, now: float) -> float | None:
         return _oldest(p.seconds_at(now) for p in self.partitions)
@@ -61,8 +61,8 @@ class GroupLag:
     topics: tuple[TopicLag, ...]
 
     @property
-    def lag_messages(self) -> int:
-        return sum(t.lag_messages for t in self.topics)
+    def lag_messages(self) -> int | None:
+        return _total(t.lag_messages for t in self.topics)
 
     def seconds_at(self, now: float) -> float | None:
         return _oldest(t.seconds_at(now) for t in self.topics)
@@ -77,6 +77,12 @@ class Snapshot:
     refreshed_at: float  # Unix time the offsets were read
     duration: float  # seconds the refresh took
     groups: tuple[GroupLag, ...]
+
+
+def _total(counts: Iterable[int | None]) -> int | None:
+    """The sum; None if one is unknown (a partial sum would understate the lag)."""
+    values = list(counts)
+    return None if None in values else sum(v for v in values if v is not None)
 
 
 def _oldest(ages: Iterable[float | None]) -> float | None:

@@ -30,12 +30,20 @@ from typing import Generic, TypeVar
 class Status(StrEnum):
     OK = "OK"
     WARN = "WARN"
+    UNKNOWN = "UNKNOWN"  # Kafka could not give the partition's offsets (offline: no leader)
     REWIND = "REWIND"
     STALL = "STALL"
     STOP = "STOP"
 
 
-SEVERITY = {Status.OK: 0, Status.WARN: 1, Status.REWIND: 2, Status.STALL: 3, Status.STOP: 4}
+SEVERITY = {
+    Status.OK: 0,
+    Status.WARN: 1,
+    Status.UNKNOWN: 2,
+    Status.REWIND: 3,
+    Status.STALL: 4,
+    Status.STOP: 5,
+}
 
 
 def worst(statuses: Iterable[Status]) -> Status:
@@ -116,11 +124,17 @@ class StatusBook(Generic[K]):
         self.rules = rules
         self.histories: dict[K, PartitionHistory] = {}
 
-    def observe(self, observations: Mapping[K, Observation]) -> dict[K, Status]:
+    def observe(
+        self, observations: Mapping[K, Observation], keep: Iterable[K] = ()
+    ) -> dict[K, Status]:
+        """Statuses of the observed; the histories of ``keep`` (not observable this time:
+        their partition is offline) are kept for when they are observed again."""
+        kept = {key: self.histories[key] for key in keep if key in self.histories}
         self.histories = {
             key: self.histories.get(key) or PartitionHistory(self.rules.window)
             for key in observations
         }
+        self.histories.update(kept)
         statuses = {}
         for key, observation in observations.items():
             history = self.histories[key]

@@ -38,6 +38,7 @@ def test_the_leader_of_a_partition_killed_mid_stream_and_brought_back(
 
     run = scenario(kafka_cluster, f"cluster-leader-{unique}", kill_the_leader)
     assert not run.verdict.violations, run.report()
+    print(run.report())
     assert run.verdict.stored > 0
 
 
@@ -54,6 +55,7 @@ def test_a_rolling_restart_of_all_three_brokers(kafka_cluster: LocalCluster, uni
 
     run = scenario(kafka_cluster, f"cluster-roll-{unique}", roll, messages=4000)
     assert not run.verdict.violations, run.report()
+    print(run.report())
 
 
 @pytest.mark.slow
@@ -76,3 +78,4 @@ def test_the_controller_quorum_loses_its_active_controller(
 
     run = scenario(kafka_cluster, f"cluster-controller-{unique}", kill_the_controller)
     assert not run.verdict.violations, run.report()
+    print(run.report())

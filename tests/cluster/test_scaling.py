@@ -23,4 +23,5 @@ def test_workers_scaled_from_one_to_three_processes_and_back(
 
     run = scenario(kafka_cluster, f"cluster-scale-{unique}", scale, processes=1)
     assert not run.verdict.violations, run.report()
+    print(run.report())
     assert run.verdict.stored > 0

@@ -44,7 +44,7 @@ def test_every_partition_gets_its_lag_offsets_and_one_hot_status() -> None:
         for key, value in series["streamgauge_consumer_status"].items()
         if dict(key)["partition"] == "1"
     }
-    assert one_hot == {"OK": 0, "WARN": 0, "REWIND": 0, "STALL": 1, "STOP": 0}
+    assert one_hot == {"OK": 0, "WARN": 0, "UNKNOWN": 0, "REWIND": 0, "STALL": 1, "STOP": 0}
     group = series["streamgauge_consumer_group_status"]
     assert group[labels(group="streamgauge-ingest", status="STALL")] == 1
     assert series["streamgauge_consumer_group_members"][labels(group="streamgauge-ingest")] == 2

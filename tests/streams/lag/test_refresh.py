@@ -59,7 +59,7 @@ def partitions(snapshot: Snapshot, group: str) -> dict[int, PartitionLag]:
 
 
 def total(snapshot: Snapshot, group: str) -> int:
-    return sum(p.lag_messages for p in partitions(snapshot, group).values())
+    return sum(p.lag_messages or 0 for p in partitions(snapshot, group).values())
 
 
 def test_stopped_workers_5000_messages_30_s_old_then_drained(
