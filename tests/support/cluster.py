@@ -121,7 +121,8 @@ class Run:
             self.settings, worker_metrics_port=free_port_range(processes)
         )
         log = self.log_dir / f"workers-{len(self.supervisors)}.log"
-        supervisor = Supervisor(processes, worker_env(settings, None), log)
+        env = {**worker_env(settings, None), "STREAMGAUGE_LOG_LEVEL": settings.log_level}
+        supervisor = Supervisor(processes, env, log)
         self.supervisors.append(supervisor)
         self.note(f"supervisor {len(self.supervisors) - 1} started: {processes} processes")
         return supervisor
@@ -156,12 +157,14 @@ def scenario(
     log_root: Path = Path("bench/results/cluster"),
     producer: dict[str, Any] | None = None,
     after: Callable[[Run], None] = lambda run: None,
+    resend: float = 0.03,
+    log_level: str = "WARNING",
 ) -> Run:
     """Provision, start ``processes`` workers, produce at ``rate`` while ``action`` runs,
     wait until the group caught up, check, then ``after`` (the workers still running, the
     logs still there); the topics, database and logs are dropped when nothing failed."""
     settings = cluster.settings.isolated(
-        name, topic_partitions=partitions, worker_processes=processes, log_level="WARNING"
+        name, topic_partitions=partitions, worker_processes=processes, log_level=log_level
     )
     log_dir = log_root / name
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +173,7 @@ def scenario(
     streamgauge(env, "migrate", "up")
     stop_merges(settings)
     run = Run(settings, log_dir)
-    run.messages = draw(seed, messages, settings)
+    run.messages = draw(seed, messages, settings, resend)
     errors: list[BaseException] = []
     try:
         run.add_workers(processes)
@@ -209,13 +212,13 @@ def scenario(
     return run
 
 
-def draw(seed: int, count: int, settings: Settings) -> list[Planned]:
+def draw(seed: int, count: int, settings: Settings, resend: float) -> list[Planned]:
     """A steady mixed workload: mostly valid, some invalid, resent and oversized messages."""
     rng = random.Random(f"cluster:{seed}")
     workload = Workload(rng, load_versions(settings.schemas_dir), settings.max_message_bytes)
     mix = Mix(
         invalid=0.05,
-        resend=0.03,
+        resend=resend,
         many_readings=1,
         over_worker_limit=1,
         near_kafka_limit=0,
