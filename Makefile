@@ -46,7 +46,7 @@ test-slow: $(STAMP) tools
 
 # Every scenario on the local 3-broker cluster (make test runs the reduced set).
 test-cluster: $(STAMP) tools
-	$(BIN)/pytest -m cluster tests/cluster -rP
+	$(BIN)/pytest -m cluster -rP
 
 clean:
 	-$(BIN)/streamgauge dev down

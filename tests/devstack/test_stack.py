@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from bench._torture_faults import free_port_range
 from devstack.daemon import free_port, port_open
 
 pytestmark = pytest.mark.integration
@@ -98,3 +100,42 @@ def test_a_taken_port_is_one_clear_sentence(tmp_path: Path) -> None:
     assert "Traceback" not in up.stderr
     assert f"127.0.0.1:{taken} is already in use" in up.stderr
     assert len(up.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.extended
+def test_a_three_broker_cluster_comes_up_reports_each_broker_and_goes_down(
+    tmp_path: Path,
+) -> None:
+    kafka = free_port_range(6)  # three brokers and their controllers
+    clickhouse, registry = free_port(), free_port()
+    env = {
+        **os.environ,
+        "STREAMGAUGE_DEVSTACK_DIR": str(tmp_path / "stack"),
+        "STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
+        "STREAMGAUGE_CLICKHOUSE_PORT": str(clickhouse),
+        "STREAMGAUGE_DEVSTACK_REGISTRY_PORT": str(registry),
+    }
+    bootstrap = f"127.0.0.1:{kafka},127.0.0.1:{kafka + 2},127.0.0.1:{kafka + 4}"
+    try:
+        up = dev(env, "up", "--brokers", "3")
+        assert up.returncode == 0, up.stderr
+        assert f"STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS={bootstrap}" in up.stdout
+        status = dev(env, "status", "--brokers", "3")
+        assert status.returncode == 0, status.stdout
+        lines = [line.split()[:3] for line in status.stdout.splitlines()[1:]]
+        assert lines[:3] == [
+            ["kafka-1", "running", f"127.0.0.1:{kafka}"],
+            ["kafka-2", "running", f"127.0.0.1:{kafka + 2}"],
+            ["kafka-3", "running", f"127.0.0.1:{kafka + 4}"],
+        ]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        assert len(admin.describe_cluster(request_timeout=10).result().nodes) == 3
+        # Without --brokers, status shows the configured single broker and the running three.
+        assert "kafka-2    running" in dev(env, "status").stdout
+    finally:
+        down = dev(env, "down")
+    assert down.returncode == 0
+    for port in [*range(kafka, kafka + 6), clickhouse, registry]:
+        assert not port_open("127.0.0.1", port), f"port {port} still listening"
