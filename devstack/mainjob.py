@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from devstack import stack
 from streams import migrations, topics
@@ -85,8 +85,12 @@ def watch(settings: Settings) -> None:
         now, stored = time.monotonic(), _stored(client)
         rate = (stored - last[1]) / (now - last[0])
         last = (now, stored)
-        lag, dead = _lag(consumer, settings)
-        line = f"stored {stored:>12,} readings  {rate:>9,.0f}/s   lag {lag:>8,} msgs   dlq {dead:,}"
+        try:
+            lag, dead = _lag(consumer, settings)
+            kafka = f"lag {lag:>8,} msgs   dlq {dead:,}"
+        except KafkaException as error:  # a broker down, a leader moving: say so, go on
+            kafka = f"lag unknown ({error.args[0].name() if error.args else error})"
+        line = f"stored {stored:>12,} readings  {rate:>9,.0f}/s   {kafka}"
         print("\r" + line, end="", flush=True)
 
 

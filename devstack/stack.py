@@ -81,8 +81,17 @@ def up(settings: Settings, say: Callable[[str], None], brokers: int | None = Non
     All are started before any is waited for: a cluster's brokers elect a controller only
     once a majority of them runs.
     """
+    wanted = components(settings, brokers)
+    names = {c.name for c in wanted}
+    other = [c.name for c in _shown(settings, brokers) if c.name not in names]
+    if other:
+        shape = "one broker" if other == ["kafka"] else f"{len(other)} brokers"
+        raise UserError(
+            f"Kafka already runs here as {shape} ({', '.join(other)}); stop the stack with "
+            "`streamgauge dev down` before starting it with another number of brokers."
+        )
     starting = []
-    for component in components(settings, brokers):
+    for component in wanted:
         daemon = component.service.daemon
         pid = daemon.pid()
         if pid is not None:
@@ -106,14 +115,15 @@ def down(settings: Settings, say: Callable[[str], None], only: list[str] | None 
     Kafka is stopped in both shapes, whichever the settings name: nothing stays behind.
     """
     chosen = [c for c in reversed(_shown(settings, None)) if only is None or c.name in only]
+    running = {c.name for c in chosen if c.service.daemon.pid() is not None}
     for component in chosen:
         # A cluster's brokers are asked at once: one by one, the last ones would wait for a
         # controller quorum that is gone.
         if component.name.startswith("kafka-"):
             component.service.daemon.terminate()
     for component in chosen:
-        stopped = component.service.daemon.stop()
-        say(f"{component.name:10} {'stopped' if stopped else 'was not running'}")
+        component.service.daemon.stop()
+        say(f"{component.name:10} {'stopped' if component.name in running else 'was not running'}")
 
 
 def status(settings: Settings, brokers: int | None = None) -> list[Status]:

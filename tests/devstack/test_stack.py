@@ -132,8 +132,13 @@ def test_a_three_broker_cluster_comes_up_reports_each_broker_and_goes_down(
         ]
         admin = AdminClient({"bootstrap.servers": bootstrap})
         assert len(admin.describe_cluster(request_timeout=10).result().nodes) == 3
-        # Without --brokers, status shows the configured single broker and the running three.
+        # Without --brokers, status shows the configured single broker and the running three,
+        # and up refuses to start a single broker beside them, in one sentence.
         assert "kafka-2    running" in dev(env, "status").stdout
+        single = dev(env, "up")
+        assert single.returncode == 1
+        assert "Kafka already runs here as 3 brokers" in single.stderr
+        assert len(single.stderr.strip().splitlines()) == 1
     finally:
         down = dev(env, "down")
     assert down.returncode == 0
