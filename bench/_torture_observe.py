@@ -23,10 +23,12 @@ HEADER = "streamgauge."
 
 
 def offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
-    """(committed, end) offset per partition of the measurements topic; no commit is 0."""
+    """(committed, end) offset per partition of the measurements topic (every partition it
+    has now: partitions may have been added); no commit is 0."""
     consumer = Consumer({**settings.kafka_config(), "group.id": settings.consumer_group})
     try:
-        partitions = [TopicPartition(settings.topic, p) for p in range(settings.topic_partitions)]
+        topic = consumer.list_topics(settings.topic, timeout=15).topics[settings.topic]
+        partitions = [TopicPartition(settings.topic, p) for p in sorted(topic.partitions)]
         committed = {
             tp.partition: max(0, tp.offset) for tp in consumer.committed(partitions, timeout=15)
         }

@@ -25,7 +25,13 @@ from confluent_kafka.admin import AdminClient
 
 from bench._torture_check import Verdict, check
 from bench._torture_faults import Supervisor, free_port_range, streamgauge, worker_env
-from bench._torture_observe import DeadLetterLog, clickhouse, offsets, stop_merges
+from bench._torture_observe import (
+    DeadLetterLog,
+    clickhouse,
+    offsets,
+    stop_merges,
+    wait_caught_up,
+)
 from bench._torture_workload import Mix, Planned, Workload, WorkloadProducer
 from devstack.kafka_broker import KafkaBroker
 from devstack.kafka_broker import cluster as kafka_cluster
@@ -197,8 +203,7 @@ def scenario(
         caught_up = wait_caught_up(settings, catch_up)
         run.catch_up_seconds = time.monotonic() - began
         run.note(f"caught up: {caught_up} after {run.catch_up_seconds:.1f} s")
-        current = dataclasses.replace(settings, topic_partitions=partition_count(settings))
-        committed, end = offsets(current)
+        committed, end = offsets(settings)
         letters = DeadLetterLog(settings).read()
         run.verdict = check(run.messages, clickhouse(settings, committed, end, letters))
         if not run.verdict.violations:
@@ -225,19 +230,6 @@ def draw(seed: int, count: int, settings: Settings, resend: float) -> list[Plann
         backfill=False,
     )
     return workload.draw(count, int(time.time() * 1000), mix)
-
-
-def wait_caught_up(settings: Settings, timeout: float) -> bool:
-    """Committed offsets at the end offsets (partitions counted afresh: they may grow)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = dataclasses.replace(settings, topic_partitions=partition_count(settings))
-        committed, end = offsets(current)
-        if committed == end:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
 
 
 def partition_count(settings: Settings) -> int:
