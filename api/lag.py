@@ -42,6 +42,10 @@ class LagContractError(ValueError):
     """The status document does not follow the contract, or lacks our group or topic."""
 
 
+class LagNotYet(LagContractError):
+    """The exporter answers but has not completed its first refresh (it just started)."""
+
+
 @dataclass(frozen=True)
 class PartitionLag:
     partition: int
@@ -76,6 +80,8 @@ class LagView:
 
 
 def parse_status(body: Any, group: str, topic: str) -> LagStatus:
+    if isinstance(body, dict) and body.get("refreshed_at_unix", 0) is None and "healthy" in body:
+        raise LagNotYet("the lag exporter has not completed its first refresh yet")
     try:
         refreshed_at = float(body["refreshed_at_unix"])
         groups = {g["group"]: g for g in body["groups"]}
@@ -149,9 +155,9 @@ class LagPoller:
             status = parse_status(body, self.group, self.topic)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             self._error = _describe(error)
-            if not self._failing:
+            if not self._failing and not isinstance(error, LagNotYet):  # not yet: no failure
                 log.warning("lag source %s failed: %s; retrying", self.url, self._error)
-            self._failing = True
+            self._failing = not isinstance(error, LagNotYet)
             return
         if self._failing:
             log.info("lag source %s answers again", self.url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,8 @@ import pytest
 from api.arrivals import Arrival, Arrivals
 from api.freshness import FreshnessSource
 from api.lag import LagContractError, LagPoller, parse_status
+from streams.lag.snapshot import status_document
+from streams.lag.state import NOT_YET
 from tests.support.lagsource import FakeLagSource, status
 
 GROUP, TOPIC = "streamgauge-ingest", "measurements"
@@ -203,6 +206,27 @@ async def test_an_unreachable_or_old_source_is_unavailable_never_zero(
         "X-Streamgauge-Lag-Seconds": "unknown",
         "X-Streamgauge-Stale": "unknown",
     }
+
+
+async def test_an_exporter_before_its_first_refresh_is_unavailable_without_a_warning(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeLagSource(GROUP, TOPIC, {0: 0.0})
+    fake.document = status_document(None, NOT_YET, 5.0)  # what the exporter serves at start
+    try:
+        poller = LagPoller(fake.url, GROUP, TOPIC, refresh_seconds=1.0)
+        with caplog.at_level(logging.INFO, logger="api.lag"):
+            await poller.poll(session)
+            view = poller.view()
+            assert view.status is None
+            assert view.detail is not None
+            assert "has not completed its first refresh" in view.detail
+            fake.document = None  # the first refresh completed
+            await poller.poll(session)
+            assert poller.view().status is not None
+        assert not [r for r in caplog.records if r.levelno >= logging.INFO], caplog.text
+    finally:
+        fake.close()
 
 
 async def test_history_keeps_each_refresh_once(session: aiohttp.ClientSession) -> None:

@@ -72,12 +72,14 @@ class FakeLagSource:
         self.frozen_at: float | None = None
         self.oldest: dict[int, float] = {}
         self.http_status = 200
+        self.document: dict[str, Any] | None = None  # served as is instead, when set
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 body = json.dumps(
-                    status(fake.group, fake.topic, fake.lags, fake.frozen_at, oldest=fake.oldest)
+                    fake.document
+                    or status(fake.group, fake.topic, fake.lags, fake.frozen_at, oldest=fake.oldest)
                 )
                 self.send_response(fake.http_status)
                 self.send_header("Content-Type", "application/json")
