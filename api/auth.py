@@ -103,6 +103,16 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self.keys)
 
+    def allows(self, authorization: str | None, needed: Scope) -> bool:
+        """Whether the request may see what ``needed`` guards (always, with auth off)."""
+        if not self.enabled:
+            return True
+        try:
+            self.authorize(authorization, needed)
+        except ApiError:
+            return False
+        return True
+
     def authorize(self, authorization: str | None, needed: Scope) -> None:
         token = _bearer(authorization)
         if token is None:

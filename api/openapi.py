@@ -215,7 +215,17 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Health": _object({"status": {"const": "ok"}}),
-    "Check": _object({"ok": {"type": "boolean"}, "detail": {"type": ["string", "null"]}}),
+    "Check": _object(
+        {
+            "ok": {"type": "boolean"},
+            "required": {"type": "boolean", "description": "whether readiness depends on it"},
+            "detail": {
+                "type": ["string", "null"],
+                "description": "why it failed; only for a key with the metrics scope",
+            },
+        },
+        optional=("detail",),
+    ),
     "Ready": _object(
         {
             "status": {"enum": ["ready", "not ready"]},
@@ -391,7 +401,7 @@ PATHS: dict[str, Any] = {
     ),
     "/readyz": _operation(
         "readyz",
-        "ClickHouse answers and the lag source is fresh.",
+        "ClickHouse answers (the lag source is reported, not required).",
         {"200": _json("Ready.", "Ready"), "503": _json("Not ready; checks say why.", "Ready")},
         tag="operations",
     ),

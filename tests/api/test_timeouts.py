@@ -12,7 +12,7 @@ import pytest
 from api.errors import ApiError
 from api.lag import LAG
 from api.reader import Reader
-from tests.support.api_world import READ, ApiClient, Seeded, StartApi, until
+from tests.support.api_world import METRICS, READ, ApiClient, Seeded, StartApi, until
 from tests.support.lagsource import FakeLagSource
 from tests.support.stall import Stall
 
@@ -69,7 +69,7 @@ async def test_a_clickhouse_that_never_answers_is_a_504_within_the_bound(
     assert health.status == 200, "the API itself stays up"
 
     started = time.monotonic()
-    ready = await behind_stall.get("/readyz")
+    ready = await behind_stall.get("/readyz", headers=METRICS)
     assert ready.status == 503
     assert time.monotonic() - started < BOUND
     assert "did not answer" in (await ready.json())["checks"]["clickhouse"]["detail"]
