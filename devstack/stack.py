@@ -152,12 +152,12 @@ def cluster_settings(settings: Settings, brokers: int) -> Settings:
     if brokers == 1:
         return settings
     host, port = _host_port(settings.kafka_bootstrap_servers)
-    bootstrap = ",".join(f"{host}:{port + 2 * i}" for i in range(brokers))
+    nodes = cluster(settings.devstack_dir, settings.cache_dir, host, port, brokers)
     return dataclasses.replace(
         settings,
         devstack_brokers=brokers,
-        kafka_bootstrap_servers=bootstrap,
-        topic_replication=min(brokers, 3),
+        kafka_bootstrap_servers=",".join(node.daemon.address for node in nodes),
+        topic_replication=nodes[0].replication,
     )
 
 

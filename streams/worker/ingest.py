@@ -234,8 +234,7 @@ class Ingest:
             partition.intent = None  # the range it named is gone (retention); nothing to replay
         if batch is not None and partition.intent is None and self._is_full(batch):
             if not self._flush_now(partition):
-                self._halt(partition, offset, "full")
-                cast(Halt, partition.halt).held.append(message)
+                self._halt(partition, offset, "full", held=[message])
                 return
             batch = None
         payload = message.value() or b""
@@ -302,12 +301,20 @@ class Ingest:
 
     # -- halts --------------------------------------------------------------------------
 
-    def _halt(self, partition: Partition, offset: int, cause: HaltCause, delay: float = 0) -> None:
+    def _halt(
+        self,
+        partition: Partition,
+        offset: int,
+        cause: HaltCause,
+        delay: float = 0,
+        held: list[Message] | None = None,
+    ) -> None:
         """Stop taking messages of ``partition`` at ``offset``; go on from there later.
 
-        "full" keeps what was polled (the caller holds it); any other cause fetches again.
+        "full" keeps what was polled, from ``held`` (the message at ``offset``) on; any other
+        cause fetches again.
         """
-        partition.halt = Halt(offset, cause, time.monotonic() + delay)
+        partition.halt = Halt(offset, cause, time.monotonic() + delay, held or [])
         self.source.pause([partition.number])
         if cause != "full":
             partition.epoch = self.source.rewind(partition.number, offset)

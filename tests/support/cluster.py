@@ -35,6 +35,7 @@ from bench._torture_observe import (
 from bench._torture_workload import Mix, Planned, Workload, WorkloadProducer
 from devstack.kafka_broker import KafkaBroker
 from devstack.kafka_broker import cluster as kafka_cluster
+from devstack.stack import cluster_settings
 from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
@@ -57,11 +58,8 @@ class LocalCluster:
             broker.start()
         for broker in brokers:
             broker.daemon.wait_ready(broker.ready, 90)
-        bootstrap = ",".join(b.daemon.address for b in brokers)
-        settings = dataclasses.replace(
-            base, kafka_bootstrap_servers=bootstrap, topic_replication=3, devstack_brokers=3
-        )
-        return cls(brokers, settings)
+        first = dataclasses.replace(base, kafka_bootstrap_servers=f"127.0.0.1:{BASE_PORT}")
+        return cls(brokers, cluster_settings(first, 3))
 
     def stop(self) -> None:
         """All three at once (one by one, the last would wait for a quorum that is gone)."""
