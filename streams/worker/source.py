@@ -23,6 +23,13 @@ from streams.worker.telemetry import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
+# A commit librdkafka has not answered in this long is taken as failed and sent again. Kafka
+# answers in milliseconds, or with an error when the group's coordinator moves; this only
+# bounds the wait should an answer never come. A second commit of the same offsets is harmless.
+COMMIT_ANSWER_SECONDS = 30.0
+
+CommitKey = tuple[int, int, str]  # partition, offset, metadata: what the answer names
+
 
 @dataclass(frozen=True)
 class Assigned:
@@ -57,7 +64,11 @@ class KafkaSource:
     def __init__(self, settings: Settings, metrics: WorkerMetrics) -> None:
         self.topic = settings.topic
         self._on_rebalance: Callable[[RebalanceEvent], None] = _unsubscribed
-        self._pending_commits: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Commits awaiting their answer, by what the answer names: answers may come in
+        # another order than the commits went (a coordinator change fails some, later ones
+        # succeed), so they are matched by partition, offset and metadata, never by turn.
+        self._pending_commits: dict[CommitKey, collections.deque[asyncio.Future[None]]] = {}
+        self.commit_answer_seconds = COMMIT_ANSWER_SECONDS
         self._paused: set[int] = set()
         self._paused_since = 0.0
         self._metrics = metrics
@@ -101,18 +112,43 @@ class KafkaSource:
 
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
         """Commit ``partition -> (offset, metadata)`` and wait until Kafka confirmed it."""
-        partitions = [
-            TopicPartition(self.topic, partition, offset, metadata=metadata)
-            for partition, (offset, metadata) in offsets.items()
-        ]
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_commits.append(future)
+        loop = asyncio.get_running_loop()
+        waiting: list[tuple[CommitKey, asyncio.Future[None]]] = []
+        for partition, (offset, metadata) in offsets.items():
+            key = (partition, offset, metadata or "")
+            future: asyncio.Future[None] = loop.create_future()
+            self._pending_commits.setdefault(key, collections.deque()).append(future)
+            waiting.append((key, future))
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=True)
+            self._consumer.commit(
+                offsets=[
+                    TopicPartition(self.topic, partition, offset, metadata=metadata)
+                    for partition, (offset, metadata) in offsets.items()
+                ],
+                asynchronous=True,
+            )
+            done, unanswered = await asyncio.wait(
+                [future for _, future in waiting], timeout=self.commit_answer_seconds
+            )
         except KafkaException as error:
-            self._pending_commits.remove(future)
             raise CommitFailed(str(error)) from None
-        await future
+        finally:
+            for key, future in waiting:
+                self._forget(key, future)
+        for future in unanswered:
+            future.cancel()
+        errors = [future.exception() for future in done if future.exception() is not None]
+        if errors:
+            raise CommitFailed(str(errors[0]))
+        if unanswered:
+            raise CommitFailed(f"no answer from Kafka in {self.commit_answer_seconds:.0f} s")
+
+    def _forget(self, key: CommitKey, future: asyncio.Future[None]) -> None:
+        queue = self._pending_commits.get(key)
+        if queue is not None and future in queue:
+            queue.remove(future)
+            if not queue:
+                del self._pending_commits[key]
 
     def rewind(self, partition: int, offset: int) -> int:
         """Fetch ``partition`` again from ``offset``; returns the epoch that polls after it carry.
@@ -155,10 +191,10 @@ class KafkaSource:
 
     def close(self) -> None:
         self._consumer.close()
-        while self._pending_commits:
-            future = self._pending_commits.popleft()
-            if not future.done():
-                future.set_exception(CommitFailed("consumer closed"))
+        for queue in self._pending_commits.values():
+            for future in queue:
+                if not future.done():
+                    future.set_exception(CommitFailed("consumer closed"))
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
@@ -196,20 +232,32 @@ class KafkaSource:
         self._on_rebalance(Revoked(numbers, lost))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if not self._pending_commits:
+        """Kafka's answer to one commit: each partition it names settles its own commit."""
+        if error is not None and not partitions:  # names none: every commit waiting fails
+            for waiting in self._pending_commits.values():
+                for future in waiting:
+                    _settle(future, error)
             return
-        future = self._pending_commits.popleft()
-        if future.done():
-            return
-        failed = [tp for tp in partitions if tp.error is not None]
-        if error is not None or failed:
-            reason = error or failed[0].error
-            future.set_exception(CommitFailed(str(reason)))
-        else:
-            future.set_result(None)
+        for tp in partitions:
+            key = (tp.partition, tp.offset, tp.metadata or "")
+            queue = self._pending_commits.get(key)
+            if queue is None:  # the answer to a commit given up on (and sent again)
+                continue
+            _settle(queue.popleft(), tp.error or error)
+            if not queue:
+                del self._pending_commits[key]
 
     def _on_error(self, error: KafkaError) -> None:
         log.warning("kafka: %s", error)
+
+
+def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(CommitFailed(str(error)))
 
 
 def _unsubscribed(event: RebalanceEvent) -> None:

@@ -35,6 +35,10 @@ def test_the_engine_and_the_workers_each_store_the_whole_backlog(
             assert figures["stored"] == sent.readings, side
             assert figures["readings_per_second"] > 0
             assert figures["cpu_us_per_reading_clickhouse"] > 0
-            assert (figures["cpu_us_per_reading_own"] > 0) == (side == "workers")
+            # the side's own processes are measured (the workers) or there are none (the
+            # engine); over the 10→90 % window a backlog this small can fall between two
+            # CPU ticks, so the check is on the whole run
+            assert (run.samples[-1][2] > 0) == (side == "workers"), side
+            assert figures["cpu_us_per_reading_own"] >= 0
     finally:
         delete_topics(base)

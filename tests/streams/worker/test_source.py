@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -46,6 +47,16 @@ class FakeConsumer:
         return []
 
 
+@dataclass
+class Answered:
+    """A partition in a commit's answer, as librdkafka names it (with its own error)."""
+
+    partition: int
+    offset: int
+    metadata: str
+    error: KafkaError | None
+
+
 @pytest.fixture
 def made(monkeypatch: pytest.MonkeyPatch) -> tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]]:
     consumers: list[FakeConsumer] = []
@@ -77,7 +88,7 @@ async def test_a_commit_returns_once_kafka_confirmed_it(
     await asyncio.sleep(0)
     assert consumer.calls[-1] == ("commit", [(3, 10, "sg1:10-19")])
     assert not task.done()
-    consumer.config["on_commit"](None, [TopicPartition("t", 3, 10)])
+    consumer.config["on_commit"](None, [TopicPartition("t", 3, 10, metadata="sg1:10-19")])
     await task
 
 
@@ -90,6 +101,59 @@ async def test_a_refused_commit_raises_commit_failed(
     consumer.config["on_commit"](KafkaError(KafkaError.STALE_MEMBER_EPOCH), [])
     with pytest.raises(CommitFailed):
         await task
+
+
+async def test_answers_out_of_order_settle_their_own_commits(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    # After the group coordinator moved: the later commit is answered first, the earlier one
+    # fails. Each commit hears its own answer; a failed commit is never taken as done.
+    source, consumer, _ = made
+    first = asyncio.ensure_future(source.commit({0: (2, "")}))
+    second = asyncio.ensure_future(source.commit({1: (10, "sg1:10-19")}))
+    third = asyncio.ensure_future(source.commit({2: (7, "")}))
+    await asyncio.sleep(0)
+    answer = consumer.config["on_commit"]
+    answer(None, [TopicPartition("t", 2, 7, metadata="")])
+    refused = KafkaError(KafkaError.NOT_COORDINATOR)
+    answer(refused, [Answered(0, 2, "", refused)])
+    answer(None, [TopicPartition("t", 1, 10, metadata="sg1:10-19")])
+    await third
+    await second
+    with pytest.raises(CommitFailed, match="NOT_COORDINATOR"):
+        await first
+
+
+async def test_the_answer_to_an_older_commit_does_not_settle_a_newer_one(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    # The same partition: a batch's final commit, then the next batch's intent at the same
+    # offset. Only the answer naming the intent's metadata settles the intent.
+    source, consumer, _ = made
+    answer = consumer.config["on_commit"]
+    final = asyncio.ensure_future(source.commit({4: (50, "")}))
+    await asyncio.sleep(0)
+    answer(None, [TopicPartition("t", 4, 50, metadata="")])
+    await final
+    intent = asyncio.ensure_future(source.commit({4: (50, "sg1:50-59")}))
+    await asyncio.sleep(0)
+    answer(None, [TopicPartition("t", 4, 50, metadata="")])  # a late duplicate answer
+    await asyncio.sleep(0)
+    assert not intent.done()
+    answer(None, [TopicPartition("t", 4, 50, metadata="sg1:50-59")])
+    await intent
+    assert source._pending_commits == {}
+
+
+async def test_a_commit_never_answered_fails_after_the_wait_and_is_forgotten(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+) -> None:
+    source, consumer, _ = made
+    source.commit_answer_seconds = 0.05
+    with pytest.raises(CommitFailed, match="no answer"):
+        await source.commit({5: (9, "")})
+    consumer.config["on_commit"](None, [TopicPartition("t", 5, 9, metadata="")])  # too late
+    assert source._pending_commits == {}
 
 
 def test_an_assignment_carries_the_intents_found_in_the_commits(
