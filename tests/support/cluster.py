@@ -91,6 +91,18 @@ class LocalCluster:
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
         return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
 
+    def led_by(self, topic: str, node_id: int) -> list[int]:
+        """The partitions of ``topic`` whose leader is broker ``node_id``."""
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        return sorted(p.id for p in partitions if p.leader == node_id)
+
+    def coordinator(self, group: str) -> int:
+        """The broker that is ``group``'s coordinator (its commits go there)."""
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+        return int(described.coordinator.id)
+
     def under_replicated(self, topic: str) -> int:
         """Partitions of ``topic`` whose in-sync replicas are fewer than their replicas."""
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
