@@ -19,6 +19,8 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY scripts/install-venv.sh scripts/
 COPY streams/ streams/
 COPY api/ api/
+# streams/schemas links here: the Avro schemas and migrations go into the package.
+COPY schemas/ schemas/
 RUN sh scripts/install-venv.sh /opt/streamgauge/venv /src
 
 FROM ${PYTHON_IMAGE}
@@ -26,16 +28,13 @@ RUN groupadd --system --gid 10001 streamgauge \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
         --shell /usr/sbin/nologin streamgauge
 COPY --from=builder /opt/streamgauge/venv /opt/streamgauge/venv
-COPY schemas/ /opt/streamgauge/schemas/
-# Settings default to paths in a source checkout; here the schemas live beside the venv.
+# The schemas and migrations are package data (Settings find them in the installed package).
 # Listen on every interface: in a container, 127.0.0.1 is unreachable from the probes.
 # The worker keeps Faust's data directory under /tmp: mount a writable /tmp when the root
 # file system is read-only.
 ENV PATH=/opt/streamgauge/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    STREAMGAUGE_SCHEMAS_DIR=/opt/streamgauge/schemas/avro \
-    STREAMGAUGE_MIGRATIONS_DIR=/opt/streamgauge/schemas/clickhouse \
     STREAMGAUGE_API_HOST=0.0.0.0 \
     STREAMGAUGE_LAG_EXPORTER_HOST=0.0.0.0 \
     STREAMGAUGE_WORKER_METRICS_HOST=0.0.0.0

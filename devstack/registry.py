@@ -5,7 +5,8 @@ every subject, as in Confluent's registry), ``POST /subjects/{subject}`` looks o
 registering, ``GET /schemas/ids/{id}`` serves it (ClickHouse's ``AvroConfluent`` format and the
 workers read this route), ``GET /subjects`` and ``GET /subjects/{subject}/versions`` list. The
 schemas live in one JSON file under the data directory, kept across restarts. Development and
-CI only: no authentication, no compatibility checks.
+CI only: no compatibility checks; basic authentication when ``DEVSTACK_REGISTRY_BASIC_AUTH``
+holds ``user:password`` (from the environment, so that it is not in the process title).
 
 ``python -m devstack.registry --data-dir PATH [--host H] [--port P]``
 """
@@ -13,8 +14,12 @@ CI only: no authentication, no compatibility checks.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hmac
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -27,6 +32,7 @@ from aiohttp import web
 from devstack.daemon import Daemon, checkout_env
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+BASIC_AUTH_VARIABLE = "DEVSTACK_REGISTRY_BASIC_AUTH"
 
 
 @dataclass
@@ -36,6 +42,7 @@ class LocalRegistry:
     devstack_dir: Path
     host: str = "127.0.0.1"
     port: int = 8081
+    basic_auth: str = ""  # user:password required of every request; empty: none
 
     @property
     def daemon(self) -> Daemon:
@@ -48,13 +55,15 @@ class LocalRegistry:
     def start(self) -> None:
         command = [sys.executable, "-m", "devstack.registry"]
         command += ["--host", self.host, "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.daemon.spawn(command, checkout_env())
+        self.daemon.spawn(command, checkout_env(**{BASIC_AUTH_VARIABLE: self.basic_auth}))
 
     def ready(self) -> bool:
-        """``GET /subjects`` answers."""
+        """``GET /subjects`` answers (a refusal for want of credentials is an answer)."""
         try:
             with urllib.request.urlopen(f"http://{self.daemon.address}/subjects", timeout=1):
                 return True
+        except urllib.error.HTTPError as refusal:
+            return refusal.code == 401
         except (OSError, urllib.error.URLError):
             return False
 
@@ -107,7 +116,19 @@ def _ok(body: Any) -> web.Response:
     return web.json_response(body, content_type=CONTENT_TYPE)
 
 
-def application(schemas: Schemas) -> web.Application:
+def application(schemas: Schemas, basic_auth: str = "") -> web.Application:
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        try:
+            given = base64.b64decode(credentials, validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        if scheme.lower() != "basic" or not hmac.compare_digest(given, basic_auth.encode()):
+            return _error(401, 401, "Unauthorized")
+        response: web.StreamResponse = await handler(request)
+        return response
+
     async def schema_from(request: web.Request) -> str | web.Response:
         try:
             body = await request.json()
@@ -155,7 +176,7 @@ def application(schemas: Schemas) -> web.Application:
             return _error(404, 40401, f"subject {subject} not found")
         return _ok(list(range(1, len(schemas.subjects[subject]) + 1)))
 
-    app = web.Application()
+    app = web.Application(middlewares=[authenticate] if basic_auth else [])
     app.router.add_post("/subjects/{subject}/versions", register)
     app.router.add_post("/subjects/{subject}", lookup)
     app.router.add_get("/schemas/ids/{id}", by_id)
@@ -171,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True, help="where schemas are kept")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    web.run_app(application(Schemas(args.data_dir)), host=args.host, port=args.port, print=None)
+    app = application(Schemas(args.data_dir), os.environ.get(BASIC_AUTH_VARIABLE, ""))
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 

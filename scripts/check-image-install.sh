@@ -70,7 +70,7 @@ if [ "$(cat "$wheels/.inputs" 2>/dev/null)" != "$inputs" ]; then
     mkdir -p "$wheels"
     "$python" -m pip download --disable-pip-version-check --quiet \
         --cache-dir "$repo/.cache/pip" -d "$wheels" \
-        -c "$repo/constraints.txt" "$context" "setuptools>=69"
+        -c "$repo/constraints.txt" "$context[pipeline]" "setuptools>=69"
     echo "$inputs" >"$wheels/.inputs"
 fi
 read -r -a run < <(stage 1 | awk '$1 == "RUN" && /install-venv.sh/ { $1 = ""; print }')

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 import fastavro
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
@@ -251,12 +250,12 @@ class Decoder:
         assert self._registry is not None
         try:
             schema = self._registry.get_schema(schema_id)
-        except SchemaRegistryError as error:
-            if error.http_status_code == 404:
-                raise DecodeError("unknown_schema", f"schema id {schema_id}: {error}") from None
-            raise RegistryUnavailable(f"schema id {schema_id}: {error}") from None
         except Exception as error:
-            raise RegistryUnavailable(f"schema id {schema_id}: {error!r}") from None
+            status = getattr(error, "http_status_code", None)  # a SchemaRegistryError's
+            if status == 404:
+                raise DecodeError("unknown_schema", f"schema id {schema_id}: {error}") from None
+            detail = str(error) if status is not None else repr(error)
+            raise RegistryUnavailable(f"schema id {schema_id}: {detail}") from None
         try:
             source = json.loads(schema.schema_str)
             return self._reader_for(source)

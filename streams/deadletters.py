@@ -178,9 +178,7 @@ def _payload(value: bytes, decoder: Decoder) -> str:
 
 
 def decoder(settings: Settings) -> Decoder:
-    return Decoder(
-        load_versions(settings.schemas_dir), registry_client(settings.schema_registry_url)
-    )
+    return Decoder(load_versions(settings.schemas_dir), registry_client(settings))
 
 
 def replay(settings: Settings, letters: list[DeadLetter]) -> int:

@@ -1,4 +1,8 @@
-"""The device-side producer: measurements keyed by device id, idempotent, deliveries checked."""
+"""The device-side producer: measurements keyed by device id, idempotent, deliveries checked.
+
+The public producer API (docs/producing.md). It needs confluent-kafka and fastavro only (the
+base install); Confluent framing with a registry also needs the ``registry`` extra.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streams.codec import Encoder, Record, load_versions
 from streams.errors import UserError
-from streams.registry import register, registry_client
+from streams.registry import registry_client, schema_id
 from streams.settings import Settings
 
 
@@ -25,16 +29,20 @@ class MeasurementProducer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Settings | None = None,
         version: int | None = None,
         schemas_dir: Path | None = None,
         extra_config: dict[str, object] | None = None,
     ) -> None:
+        settings = settings or Settings.from_env()
         versions = load_versions(schemas_dir or settings.schemas_dir)
         self.topic = settings.topic
-        registry = registry_client(settings.schema_registry_url)
+        registry = registry_client(settings)
+        register = settings.schema_registry_register
         self.encoders = {
-            v.version: Encoder(v, register(registry, self.topic, v) if registry else None)
+            v.version: Encoder(
+                v, schema_id(registry, self.topic, v, register) if registry else None
+            )
             for v in versions
         }
         self.version = version or versions[-1].version

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,28 @@ from typing import Any, get_type_hints
 from streams.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The shipped Avro schemas and ClickHouse migrations: package data (streams/schemas is a link to
+# the checkout's schemas/, copied into the wheel), so an installed package finds them too.
+SCHEMAS = (Path(__file__).parent / "schemas").resolve()
 
 
 def _setting(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
+
+
+def _secret(default: Any, doc: str) -> Any:
+    """A setting that holds a password: left out of ``repr`` (logs, tracebacks)."""
+    return field(default=default, repr=False, metadata={"doc": doc})
+
+
+def redacted(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***``, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ class Settings:
     )
     kafka_sasl_mechanism: str = _setting("", "Kafka SASL mechanism (PLAIN, SCRAM-SHA-512, ...).")
     kafka_sasl_username: str = _setting("", "Kafka SASL user name.")
-    kafka_sasl_password: str = _setting("", "Kafka SASL password.")
+    kafka_sasl_password: str = _secret("", "Kafka SASL password.")
     topic: str = _setting("measurements", "Topic the devices publish measurements to.")
     dlq_topic: str = _setting("measurements.dlq", "Dead-letter topic for rejected messages.")
     consumer_group: str = _setting("streamgauge-ingest", "Consumer group of the workers.")
@@ -50,16 +69,26 @@ class Settings:
     kafka_group_protocol: str = _setting(
         "consumer", "Consumer group protocol: consumer (KIP-848, Kafka 4) or classic."
     )
-    schemas_dir: Path = _setting(REPO_ROOT / "schemas" / "avro", "Every shipped Avro schema.")
-    schema_registry_url: str = _setting(
+    schemas_dir: Path = _setting(SCHEMAS / "avro", "Every shipped Avro schema.")
+    schema_registry_url: str = _secret(
         "", "Schema registry URL; when set, messages use Confluent framing (magic byte + id)."
+    )
+    schema_registry_register: bool = _setting(
+        True,
+        "Producers register the shipped schema versions (needs write access to the registry); "
+        "false: they only look their ids up (the registry must hold them already).",
+    )
+    schema_registry_username: str = _setting("", "Schema registry basic-auth user name.")
+    schema_registry_password: str = _secret("", "Schema registry basic-auth password.")
+    schema_registry_ca_file: str = _setting(
+        "", "CA certificate file (PEM) that signed an https registry's certificate."
     )
 
     # ClickHouse
     clickhouse_host: str = _setting("127.0.0.1", "ClickHouse HTTP host.")
     clickhouse_port: int = _setting(8123, "ClickHouse HTTP port.")
     clickhouse_user: str = _setting("default", "ClickHouse user.")
-    clickhouse_password: str = _setting("", "ClickHouse password.")
+    clickhouse_password: str = _secret("", "ClickHouse password.")
     clickhouse_database: str = _setting("streamgauge", "ClickHouse database of the tables.")
     clickhouse_secure: bool = _setting(False, "Use HTTPS to reach ClickHouse.")
     clickhouse_cluster: str = _setting(
@@ -156,13 +185,11 @@ class Settings:
     )
 
     # Migrations and their staging gate (docs/migrations.md)
-    migrations_dir: Path = _setting(
-        REPO_ROOT / "schemas" / "clickhouse", "Versioned ClickHouse migrations."
-    )
+    migrations_dir: Path = _setting(SCHEMAS / "clickhouse", "Versioned ClickHouse migrations.")
     migrations_lock_wait_seconds: float = _setting(
         60.0, "`migrate up` waits this long for another runner's migration lock, then fails."
     )
-    migrations_staging_url: str = _setting(
+    migrations_staging_url: str = _secret(
         "",
         "Staging server of `migrate check` (http[s]://user:password@host:port); "
         "empty: scratch databases on the target server.",

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from streams import settings
-from streams.cli import bench, dlq, lag, migrate, simulate, topics, worker
 from streams.errors import UserError
 
-SUBCOMMANDS: list[ModuleType] = [topics, simulate, worker, migrate, lag, dlq, bench]
+# The subcommands, imported when the parser is built: they need the `pipeline` extra, which
+# the base install (the producer alone, docs/producing.md) does not have.
+SUBCOMMANDS = ["topics", "simulate", "worker", "migrate", "lag", "dlq", "bench"]
 # Commands that live with the code they run, found by name so that streams imports neither:
 # the read API's (installed everywhere) and the local stack's (in a source checkout only).
 COMMANDS_ELSEWHERE = {"devstack.cli": 0, "api.cli": 5}  # module -> position in the list
@@ -35,7 +36,8 @@ EXAMPLES = {
     "migrate": [
         "streamgauge migrate status",
         "streamgauge migrate plan",
-        "streamgauge migrate check --staging-url http://default:PASSWORD@staging:8123",
+        "STREAMGAUGE_MIGRATIONS_STAGING_URL=http://ops:PASSWORD@staging:8123 "
+        "streamgauge migrate check",
         "streamgauge migrate up",
     ],
     "api": ["streamgauge api --port 8080", "streamgauge api hash-key"],
@@ -60,7 +62,7 @@ class ExamplesFormatter(argparse.HelpFormatter):
 
 
 def commands() -> list[ModuleType]:
-    found = list(SUBCOMMANDS)
+    found = [importlib.import_module(f"streams.cli.{name}") for name in SUBCOMMANDS]
     for name, position in COMMANDS_ELSEWHERE.items():
         if importlib.util.find_spec(name.split(".")[0]) is not None:
             found.insert(position, importlib.import_module(name))
@@ -106,7 +108,15 @@ def print_settings() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as missing:
+        print(
+            f"streamgauge: {missing.name} is not installed; the command runs the pipeline, which "
+            "needs pip install 'streamgauge[pipeline]' (the base install is the producer only).",
+            file=sys.stderr,
+        )
+        return 1
     args = parser.parse_args(argv)
     if args.help_settings:
         if args.markdown:

@@ -91,7 +91,12 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     option = parser.add_argument
     option("--report", type=Path, metavar="PATH", help="JSON report (MIGRATIONS_CHECK_REPORT)")
     option("--threshold", type=float, metavar="X", help="0.2 = 20%% worse fails (..._THRESHOLD)")
-    option("--staging-url", metavar="URL", help="staging server (MIGRATIONS_STAGING_URL)")
+    option(
+        "--staging-url",
+        metavar="URL",
+        help="staging server (MIGRATIONS_STAGING_URL; with a password, prefer the variable: "
+        "arguments are visible to every user of the machine)",
+    )
     option("--devices", type=int, metavar="N", help="synthetic devices (..._CHECK_DEVICES)")
     option("--metrics", type=int, metavar="N", help="metrics per device (..._CHECK_METRICS)")
     option("--messages", type=int, metavar="N", help="messages per device (..._CHECK_MESSAGES)")

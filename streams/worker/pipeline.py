@@ -48,7 +48,7 @@ class Pipeline:
         topic = describe_topic(settings)
         client = await async_client(settings, autogenerate_query_id=False)
         metrics = WorkerMetrics(settings.topic, settings.worker_index)
-        registry = registry_client(settings.schema_registry_url)
+        registry = registry_client(settings)
         decoder = Decoder(load_versions(settings.schemas_dir), registry)
         avro = settings.insert_format == "avro"  # else "native" (checked by the CLI)
         sink = ClickHouseSink(

@@ -41,7 +41,10 @@ def test_the_image_installs_with_the_shared_script_only() -> None:
     assert "sh scripts/install-venv.sh /opt/streamgauge/venv /src" in runs
     assert not [run for run in runs if "pip" in run], "pip belongs in scripts/install-venv.sh"
     script = INSTALL.read_text()
-    assert 'pip" install --no-cache-dir --disable-pip-version-check -c constraints.txt .' in script
+    assert (
+        "pip\" install --no-cache-dir --disable-pip-version-check -c constraints.txt '.[pipeline]'"
+        in script
+    )
     assert "[dev]" not in script
     assert "-e " not in script
 
@@ -52,13 +55,10 @@ def test_runtime_runs_streamgauge_as_non_root_without_healthcheck() -> None:
     assert ("ENTRYPOINT", '["streamgauge"]') in runtime
     assert not [i for i in instructions() if i[1] == "HEALTHCHECK"], "orchestrators probe"
     copies = [args for keyword, args in runtime if keyword == "COPY"]
-    assert copies == [
-        "--from=builder /opt/streamgauge/venv /opt/streamgauge/venv",
-        "schemas/ /opt/streamgauge/schemas/",
-    ]
+    assert copies == ["--from=builder /opt/streamgauge/venv /opt/streamgauge/venv"]
 
 
-def test_runtime_env_names_settings_and_points_at_the_copied_schemas() -> None:
+def test_runtime_env_names_settings_and_the_schemas_come_with_the_package() -> None:
     env: dict[str, str] = {}
     for stage, keyword, args in instructions():
         if stage == 2 and keyword == "ENV":
@@ -67,10 +67,12 @@ def test_runtime_env_names_settings_and_points_at_the_copied_schemas() -> None:
                 env[name] = value
     names = {name for name in env if name.startswith("STREAMGAUGE_")}
     assert names <= setting_names(), names - setting_names()
-    assert env["STREAMGAUGE_SCHEMAS_DIR"] == "/opt/streamgauge/schemas/avro"
-    assert env["STREAMGAUGE_MIGRATIONS_DIR"] == "/opt/streamgauge/schemas/clickhouse"
-    assert (REPO / "schemas" / "avro").is_dir()
-    assert (REPO / "schemas" / "clickhouse").is_dir()
+    assert "STREAMGAUGE_SCHEMAS_DIR" not in env
+    assert "STREAMGAUGE_MIGRATIONS_DIR" not in env
+    assert (REPO / "streams" / "schemas").resolve() == REPO / "schemas"
+    assert "schemas/ schemas/" in [
+        args for stage, keyword, args in instructions() if stage == 1 and keyword == "COPY"
+    ]
     assert env["STREAMGAUGE_WORKER_METRICS_HOST"] == "0.0.0.0"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.request
@@ -15,7 +16,9 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from devstack.daemon import free_port
 from devstack.registry import LocalRegistry
 from streams.codec import Decoder, Encoder, load_versions
-from streams.registry import register
+from streams.errors import UserError
+from streams.producer import MeasurementProducer
+from streams.registry import registry_client, schema_id
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -38,10 +41,10 @@ def test_registered_versions_keep_their_ids_and_decode_across_a_restart(
     registry: LocalRegistry,
 ) -> None:
     versions = load_versions(Settings().schemas_dir)
-    ids = [register(client(registry), "measurements", v) for v in versions]
+    ids = [schema_id(client(registry), "measurements", v) for v in versions]
     assert ids == [1, 2]
-    assert register(client(registry), "measurements", versions[0]) == 1, "same schema, same id"
-    assert register(client(registry), "other", versions[1]) == 2, "ids are global"
+    assert schema_id(client(registry), "measurements", versions[0]) == 1, "same schema, same id"
+    assert schema_id(client(registry), "other", versions[1]) == 2, "ids are global"
 
     registry.daemon.stop()
     registry.start()
@@ -76,3 +79,44 @@ def test_unknown_ids_and_bad_bodies_get_the_registry_errors(registry: LocalRegis
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 422
+
+
+def test_a_producer_without_write_rights_looks_the_ids_up_with_its_credentials(
+    tmp_path: Path,
+) -> None:
+    local = LocalRegistry(tmp_path, port=free_port(), basic_auth="gateway:s3cret")
+    local.start()
+    local.daemon.wait_ready(local.ready, 30)
+    try:
+        reader = Settings(
+            topic="measurements",
+            schema_registry_url=f"http://{local.daemon.address}",
+            schema_registry_username="gateway",
+            schema_registry_password="s3cret",
+            schema_registry_register=False,
+        )
+        with pytest.raises(UserError, match="version 1 is not registered under measurements-value"):
+            MeasurementProducer(reader)
+        writer = dataclasses.replace(reader, schema_registry_register=True)
+        registered = MeasurementProducer(writer).encoders
+        looked_up = MeasurementProducer(reader).encoders
+        record = {
+            "device_id": "dev-1",
+            "event_time": 1_795_000_000_000,
+            "seq": 1,
+            "readings": {"temperature_c": 21.5},
+            "firmware": "fw-1",
+            "site": None,
+        }
+        for version in (1, 2):
+            payload = looked_up[version].encode(record)
+            assert payload == registered[version].encode(record)
+            assert int.from_bytes(payload[1:5], "big") == version
+
+        wrong = registry_client(dataclasses.replace(reader, schema_registry_password="guess"))
+        assert wrong is not None
+        with pytest.raises(SchemaRegistryError) as refused:
+            wrong.get_schema(1)
+        assert refused.value.http_status_code == 401
+    finally:
+        local.daemon.stop()

@@ -22,7 +22,7 @@ from streams.codec import (
     fingerprint64,
     load_versions,
 )
-from streams.registry import register
+from streams.registry import schema_id as register
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 VERSIONS = load_versions(SCHEMAS)

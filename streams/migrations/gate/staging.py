@@ -19,7 +19,7 @@ from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.migrations.render import Renderer, quote_identifier
 from streams.migrations.runner import Status, execute
-from streams.settings import Settings
+from streams.settings import Settings, redacted
 
 _DEFAULT_PORTS = {"http": 8123, "https": 8443}
 
@@ -34,12 +34,12 @@ def staging_server(settings: Settings) -> Settings:
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise UserError(
             f"STREAMGAUGE_MIGRATIONS_STAGING_URL must look like http[s]://user:password@host:port, "
-            f"got {url!r}."
+            f"got {redacted(url)!r}."
         )
     try:
         port = parts.port or _DEFAULT_PORTS[parts.scheme]
     except ValueError:
-        raise UserError(f"the port of the staging URL {url!r} is not a number.") from None
+        raise UserError(f"the port of the staging URL {redacted(url)!r} is not a number.") from None
     return dataclasses.replace(
         base,
         clickhouse_host=parts.hostname,
