@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         Settings.from_env(), topic=names[0], consumer_group=group, log_level="WARNING"
     )
     check_reachable(settings)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient(settings.kafka_config())
     partitions = _create(admin, names, args.partitions)
     try:
         print(f"{len(partitions):,} partitions in {len(names)} topics; producing ...")
@@ -137,7 +137,7 @@ def _create(admin: AdminClient, names: list[str], partitions: int) -> list[Topic
 
 
 def _produce(settings: Settings, partitions: list[TopicPartition]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 20})
+    producer = Producer({**settings.kafka_config(), "linger.ms": 20})
     for tp in partitions:
         for i in range(MESSAGES_PER_PARTITION):
             producer.produce(tp.topic, f"m{i}".encode(), partition=tp.partition)
@@ -146,7 +146,7 @@ def _produce(settings: Settings, partitions: list[TopicPartition]) -> None:
 
 
 def _commit(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group})
+    consumer = Consumer({**settings.kafka_config(), "group.id": group})
     try:
         commits = [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
         consumer.commit(offsets=commits, asynchronous=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -20,6 +21,9 @@ class LocalClickHouse:
     port: int = 8123
     password: str = ""
     user: str = "default"
+    # HTTPS with this certificate and key (PEM) instead of HTTP; tests use it.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def daemon(self) -> Daemon:
@@ -36,13 +40,19 @@ class LocalClickHouse:
         )
         command = [sys.executable, "-m", "devstack.clickhouse_http", "--host", self.host]
         command += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
+        if self.tls_certificate is not None and self.tls_key is not None:
+            command += ["--tls-certificate", str(self.tls_certificate)]
+            command += ["--tls-key", str(self.tls_key)]
         self.daemon.spawn(command, env)
 
     def ready(self) -> bool:
         """``GET /ping`` answers ``Ok.``"""
+        scheme, context = "http", None
+        if self.tls_certificate is not None:  # up is up, whoever signed the certificate
+            scheme, context = "https", ssl._create_unverified_context()
         try:
             with urllib.request.urlopen(
-                f"http://{self.daemon.address}/ping", timeout=1
+                f"{scheme}://{self.daemon.address}/ping", timeout=1, context=context
             ) as response:
                 return bool(response.read() == b"Ok.\n")
         except (OSError, urllib.error.URLError):

@@ -44,6 +44,11 @@ class KafkaBroker:
     voters: str = ""
     cluster_id_file: Path | None = None
     replication: int = 1
+    # Lines appended to server.properties (a later line wins: listeners can be added) and
+    # options of the storage format (SCRAM users: ``--add-scram``); tests use them.
+    extra_properties: str = ""
+    format_options: tuple[str, ...] = ()
+    jvm_options: tuple[str, ...] = ()  # e.g. system properties (-D...)
 
     @property
     def daemon(self) -> Daemon:
@@ -69,6 +74,7 @@ class KafkaBroker:
                 "-XX:MaxGCPauseMillis=20",
                 "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={log4j}",
+                *self.jvm_options,
                 "-cp",
                 classpath,
                 "kafka.Kafka",
@@ -144,7 +150,7 @@ class KafkaBroker:
         }
         for name, value in fields.items():
             template = template.replace(name, value)
-        config.write_text(template)
+        config.write_text(template + self.extra_properties)
         return config
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
@@ -153,7 +159,7 @@ class KafkaBroker:
             command += [f"--cluster-id={self.cluster_id()}"]
         else:
             command += ["--standalone", f"--cluster-id={new_cluster_id()}"]
-        command += ["-c", str(config)]
+        command += [*self.format_options, "-c", str(config)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise UserError(

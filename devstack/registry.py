@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -43,6 +44,9 @@ class LocalRegistry:
     host: str = "127.0.0.1"
     port: int = 8081
     basic_auth: str = ""  # user:password required of every request; empty: none
+    # HTTPS with this certificate and key (PEM) instead of HTTP; tests use it.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def daemon(self) -> Daemon:
@@ -55,12 +59,20 @@ class LocalRegistry:
     def start(self) -> None:
         command = [sys.executable, "-m", "devstack.registry"]
         command += ["--host", self.host, "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        if self.tls_certificate is not None and self.tls_key is not None:
+            command += ["--tls-certificate", str(self.tls_certificate)]
+            command += ["--tls-key", str(self.tls_key)]
         self.daemon.spawn(command, checkout_env(**{BASIC_AUTH_VARIABLE: self.basic_auth}))
 
     def ready(self) -> bool:
         """``GET /subjects`` answers (a refusal for want of credentials is an answer)."""
+        scheme, context = "http", None
+        if self.tls_certificate is not None:  # up is up, whoever signed the certificate
+            scheme, context = "https", ssl._create_unverified_context()
         try:
-            with urllib.request.urlopen(f"http://{self.daemon.address}/subjects", timeout=1):
+            with urllib.request.urlopen(
+                f"{scheme}://{self.daemon.address}/subjects", timeout=1, context=context
+            ):
                 return True
         except urllib.error.HTTPError as refusal:
             return refusal.code == 401
@@ -190,10 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8081, help="listen port (default 8081)")
     parser.add_argument("--data-dir", type=Path, required=True, help="where schemas are kept")
+    parser.add_argument("--tls-certificate", type=Path, metavar="PEM", help="serve HTTPS")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = application(Schemas(args.data_dir), os.environ.get(BASIC_AUTH_VARIABLE, ""))
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    tls = None
+    if args.tls_certificate:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_certificate, args.tls_key)
+    web.run_app(app, host=args.host, port=args.port, print=None, ssl_context=tls)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
@@ -14,6 +15,11 @@ from streams.settings import Settings
 
 
 def _options(settings: Settings, database: str | None) -> dict[str, Any]:
+    if settings.clickhouse_ca_file and not Path(settings.clickhouse_ca_file).is_file():
+        raise UserError(
+            f"STREAMGAUGE_CLICKHOUSE_CA_FILE names {settings.clickhouse_ca_file}, "
+            "which is not a file."
+        )
     return {
         "host": settings.clickhouse_host,
         "port": settings.clickhouse_port,
@@ -21,6 +27,7 @@ def _options(settings: Settings, database: str | None) -> dict[str, Any]:
         "password": settings.clickhouse_password,
         "database": database if database is not None else settings.clickhouse_database,
         "secure": settings.clickhouse_secure,
+        "ca_cert": settings.clickhouse_ca_file or None,
         "client_name": "streamgauge",
         "connect_timeout": 5,
         "send_receive_timeout": 300,
@@ -54,6 +61,13 @@ async def async_client(
 
 def unreachable(settings: Settings, error: Exception) -> UserError:
     first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        trusted = settings.clickhouse_ca_file or "the system's CAs"
+        return UserError(
+            f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port}: its TLS "
+            "certificate is not trusted; it must be signed by a CA in "
+            f"STREAMGAUGE_CLICKHOUSE_CA_FILE (now {trusted})."
+        )
     return UserError(
         f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} is unreachable "
         f"({first}); start it (`streamgauge dev up` locally) or set STREAMGAUGE_CLICKHOUSE_HOST."

@@ -55,9 +55,25 @@ class Settings:
     kafka_security_protocol: str = _setting(
         "PLAINTEXT", "Kafka security.protocol (PLAINTEXT, SSL, SASL_SSL, SASL_PLAINTEXT)."
     )
-    kafka_sasl_mechanism: str = _setting("", "Kafka SASL mechanism (PLAIN, SCRAM-SHA-512, ...).")
-    kafka_sasl_username: str = _setting("", "Kafka SASL user name.")
-    kafka_sasl_password: str = _secret("", "Kafka SASL password.")
+    kafka_ssl_ca_file: str = _setting(
+        "", "CA certificate file (PEM) that signed the brokers' certificates; empty: the system's."
+    )
+    kafka_ssl_certificate_file: str = _setting(
+        "", "Client certificate (PEM) for brokers that authenticate clients by TLS (mTLS)."
+    )
+    kafka_ssl_key_file: str = _setting("", "Private key (PEM) of the client certificate.")
+    kafka_ssl_key_password: str = _secret("", "Password of the client's private key, if any.")
+    kafka_sasl_mechanism: str = _setting(
+        "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER."
+    )
+    kafka_sasl_username: str = _setting("", "Kafka SASL user name (PLAIN, SCRAM).")
+    kafka_sasl_password: str = _secret("", "Kafka SASL password (PLAIN, SCRAM).")
+    kafka_oauthbearer_token_url: str = _setting(
+        "", "OAUTHBEARER: the OIDC token endpoint the client gets its tokens from."
+    )
+    kafka_oauthbearer_client_id: str = _setting("", "OAUTHBEARER: the OIDC client id.")
+    kafka_oauthbearer_client_secret: str = _secret("", "OAUTHBEARER: the OIDC client secret.")
+    kafka_oauthbearer_scope: str = _setting("", "OAUTHBEARER: the scope asked for, if any.")
     topic: str = _setting("measurements", "Topic the devices publish measurements to.")
     dlq_topic: str = _setting("measurements.dlq", "Dead-letter topic for rejected messages.")
     consumer_group: str = _setting("streamgauge-ingest", "Consumer group of the workers.")
@@ -91,6 +107,11 @@ class Settings:
     clickhouse_password: str = _secret("", "ClickHouse password.")
     clickhouse_database: str = _setting("streamgauge", "ClickHouse database of the tables.")
     clickhouse_secure: bool = _setting(False, "Use HTTPS to reach ClickHouse.")
+    clickhouse_ca_file: str = _setting(
+        "",
+        "CA certificate file (PEM) that signed ClickHouse's HTTPS certificate; "
+        "empty: the system's.",
+    )
     clickhouse_cluster: str = _setting(
         "", "ClickHouse cluster name; when set, migrations render ON CLUSTER + Replicated engines."
     )
@@ -279,14 +300,43 @@ class Settings:
         return rendered
 
     def kafka_config(self) -> dict[str, Any]:
-        """librdkafka client properties shared by every Kafka client."""
+        """librdkafka client properties shared by every Kafka client the project creates."""
         config: dict[str, Any] = {
             "logger": logging.getLogger("streams.kafka"),
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
         }
-        if self.kafka_sasl_mechanism:
-            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        files = {
+            "ssl.ca.location": ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
+            "ssl.certificate.location": (
+                "KAFKA_SSL_CERTIFICATE_FILE",
+                self.kafka_ssl_certificate_file,
+            ),
+            "ssl.key.location": ("KAFKA_SSL_KEY_FILE", self.kafka_ssl_key_file),
+        }
+        for name, (setting, path) in files.items():
+            if path:
+                if not Path(path).is_file():
+                    raise UserError(f"STREAMGAUGE_{setting} names {path}, which is not a file.")
+                config[name] = path
+        if self.kafka_ssl_key_password:
+            config["ssl.key.password"] = self.kafka_ssl_key_password
+        mechanism = self.kafka_sasl_mechanism.upper()
+        if mechanism == "OAUTHBEARER":
+            if not (self.kafka_oauthbearer_token_url and self.kafka_oauthbearer_client_id):
+                raise UserError(
+                    "STREAMGAUGE_KAFKA_SASL_MECHANISM=OAUTHBEARER needs "
+                    "STREAMGAUGE_KAFKA_OAUTHBEARER_TOKEN_URL and _CLIENT_ID (and _CLIENT_SECRET)."
+                )
+            config["sasl.mechanism"] = mechanism
+            config["sasl.oauthbearer.method"] = "oidc"
+            config["sasl.oauthbearer.token.endpoint.url"] = self.kafka_oauthbearer_token_url
+            config["sasl.oauthbearer.client.id"] = self.kafka_oauthbearer_client_id
+            config["sasl.oauthbearer.client.secret"] = self.kafka_oauthbearer_client_secret
+            if self.kafka_oauthbearer_scope:
+                config["sasl.oauthbearer.scope"] = self.kafka_oauthbearer_scope
+        elif mechanism:
+            config["sasl.mechanism"] = mechanism
             config["sasl.username"] = self.kafka_sasl_username
             config["sasl.password"] = self.kafka_sasl_password
         return config

@@ -8,6 +8,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from streams.errors import UserError
+from streams.kafka_reach import check_tls, unreachable
 from streams.settings import Settings
 
 
@@ -55,14 +56,12 @@ def specs(settings: Settings) -> list[TopicSpec]:
 
 def create(settings: Settings) -> list[str]:
     """Create missing topics; check existing ones against the spec. One line per topic."""
+    check_tls(settings)
     admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000})
     try:
         existing = admin.list_topics(timeout=15).topics
     except KafkaException as error:
-        raise UserError(
-            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable ({error.args[0]}); "
-            "start it (`streamgauge dev up` locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
-        ) from None
+        raise unreachable(settings, str(error.args[0])) from None
     report = []
     for spec in specs(settings):
         if spec.name in existing:

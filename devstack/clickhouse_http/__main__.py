@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import re
+import ssl
 import sys
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         required=True,
         help="where the databases live; kept across restarts",
     )
+    parser.add_argument(
+        "--tls-certificate",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (and --tls-key) instead of HTTP",
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
     return parser.parse_args(argv)
 
 
@@ -45,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        serve(args.host, args.port, usable_data_dir(args.data_dir))
+        tls = None
+        if args.tls_certificate:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(args.tls_certificate, args.tls_key)
+        serve(args.host, args.port, usable_data_dir(args.data_dir), tls)
     except UserError as error:
         print(f"local ClickHouse: {error}", file=sys.stderr)
         return 2
@@ -100,7 +112,7 @@ def _locked(status_file: Path) -> bool:
     return False
 
 
-def serve(host: str, port: int, data_dir: Path) -> None:
+def serve(host: str, port: int, data_dir: Path, tls: ssl.SSLContext | None = None) -> None:
     from aiohttp import web
 
     from devstack.clickhouse_http.engine import Engine
@@ -119,10 +131,18 @@ def serve(host: str, port: int, data_dir: Path) -> None:
     try:
         app = create_app(engine, account)
         print(
-            f"local ClickHouse {engine.version} on http://{host}:{port}, data in {data_dir}",
+            f"local ClickHouse {engine.version} on http{'s' if tls else ''}://{host}:{port}, "
+            f"data in {data_dir}",
             flush=True,
         )
-        web.run_app(app, host=host, port=port, print=None, access_log_format=ACCESS_LOG)
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            print=None,
+            access_log_format=ACCESS_LOG,
+            ssl_context=tls,
+        )
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise UserError(

@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 from streams import simulator
 from streams.codec import load_versions
 from streams.errors import UserError
+from streams.kafka_reach import unreachable
 from streams.producer import DeliveryFailed, MeasurementProducer
 from streams.settings import Settings
 
@@ -75,11 +76,8 @@ def reachable(settings: Settings) -> None:
     admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 5_000})
     try:
         topics = admin.list_topics(timeout=5).topics
-    except KafkaException:
-        raise UserError(
-            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable; start it "
-            "(`streamgauge dev up` locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
-        ) from None
+    except KafkaException as error:
+        raise unreachable(settings, str(error.args[0])) from None
     if settings.topic not in topics:
         raise UserError(
             f"There is no topic {settings.topic} at {settings.kafka_bootstrap_servers}; "

@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streams.errors import UserError
+from streams.kafka_reach import unreachable
 from streams.lag.backlog import backlogs
 from streams.lag.offsets import OffsetReader, Offsets
 from streams.lag.requests import RequestStats
@@ -106,10 +106,7 @@ def check_reachable(settings: Settings, timeout: float = REQUEST_TIMEOUT) -> Non
     else:
         error = future.exception()
         reason = describe(error) if isinstance(error, KafkaException) else str(error)
-    raise UserError(
-        f"Kafka at {settings.kafka_bootstrap_servers} is unreachable ({reason}); start it "
-        "(`streamgauge dev up` locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
-    )
+    raise unreachable(settings, reason)
 
 
 def describe(error: KafkaException) -> str:

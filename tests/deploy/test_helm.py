@@ -41,6 +41,22 @@ MONITORING_API = (
 )
 PRODUCTION = ("-f", str(CHART / "values-production.yaml"))
 SASL = ("--set", "kafka.sasl.mechanism=SCRAM-SHA-256", "--set", "kafka.sasl.username=sg")
+# A Strimzi cluster's TLS listener with `authentication: tls` users.
+STRIMZI_MTLS = (
+    "--set", "clickhouse.secure=true",
+    "--set", "clickhouse.caSecret=clickhouse-ca",
+    "--set", "kafka.securityProtocol=SSL",
+    "--set", "kafka.tls.caSecret=events-cluster-ca-cert",
+    "--set", "kafka.tls.clientSecret=streamgauge-user",
+)  # fmt: skip
+OAUTH = (
+    "--set", "kafka.securityProtocol=SASL_SSL",
+    "--set", "kafka.sasl.mechanism=OAUTHBEARER",
+    "--set", "kafka.sasl.oauthbearer.tokenUrl=https://idp/token",
+    "--set", "kafka.sasl.oauthbearer.clientId=streamgauge",
+    "--set", "kafka.sasl.existingSecret=idp-client",
+    "--set", "autoscaling.engine=hpa",
+)  # fmt: skip
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "default": (),
@@ -49,6 +65,8 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "hpa-cpu": ("--set", "autoscaling.hpa.metric=cpu"),
     "fixed-replicas-no-api": ("--set", "autoscaling.enabled=false", "--set", "api.enabled=false"),
     "dashboard": ("--set", "grafanaDashboard.enabled=true"),
+    "keda-strimzi-mtls": (*KEDA_API, *STRIMZI_MTLS),
+    "oauthbearer": OAUTH,
 }
 
 
@@ -275,6 +293,99 @@ def test_existing_secrets_replace_the_charts() -> None:
     assert {"parameter": "password", "name": "kafka-user", "key": "password"} in auth["spec"][
         "secretTargetRef"
     ]
+
+
+# Helm's install order of the kinds this chart renders (hooks of equal weight follow it).
+KIND_ORDER = [
+    "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "Service",
+    "Deployment", "Job", "HorizontalPodAutoscaler", "ScaledObject", "TriggerAuthentication",
+    "ServiceMonitor", "PrometheusRule",
+]  # fmt: skip
+
+
+def references(pod: dict[str, Any]) -> set[tuple[str, str]]:
+    """(kind, name) of every object a pod needs to start: its account, its Secrets."""
+    needed = {("ServiceAccount", pod.get("serviceAccountName", "default"))}
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            needed.add(("Secret", volume["secret"]["secretName"]))
+    for container in containers(pod):
+        for variable in container.get("env", []):
+            ref = variable.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                needed.add(("Secret", ref["name"]))
+    return needed
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_a_first_install_s_hooks_find_everything_they_use(scenario: str) -> None:
+    # On `helm install` the pre-install hooks run before any other object of the release
+    # exists, in order of weight, then kind: what a hook's pod needs from the chart must be
+    # a hook created before it (what the chart does not render is the user's, and exists).
+    manifests = render(*SCENARIOS[scenario])
+    made = {(doc["kind"], doc["metadata"]["name"]) for doc in manifests}
+
+    def hook(doc: dict[str, Any]) -> bool:
+        events = doc["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        return "pre-install" in events.split(",")
+
+    hooks = sorted(
+        filter(hook, manifests),
+        key=lambda doc: (
+            int(doc["metadata"]["annotations"].get("helm.sh/hook-weight", "0")),
+            KIND_ORDER.index(doc["kind"]),
+        ),
+    )
+    assert [doc["kind"] for doc in hooks][-1] == "Job"
+    existing: set[tuple[str, str]] = set()
+    for doc in hooks:
+        if doc["kind"] == "Job":
+            missing = (references(doc["spec"]["template"]["spec"]) & made) - existing
+            assert not missing, f"{doc['metadata']['name']} needs {missing} before it exists"
+        existing.add((doc["kind"], doc["metadata"]["name"]))
+
+
+def test_tls_material_comes_from_secrets_into_every_pod() -> None:
+    manifests = render(*STRIMZI_MTLS, *KEDA_API, "--set", "kafka.tls.keyPasswordKey=user.pass")
+    pods = dict(pod_specs(manifests))
+    assert len(pods) >= 4  # workers, API, exporter, the migration hook
+    for pod in pods.values():
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "events-cluster-ca-cert"
+        assert volumes["kafka-client"]["secret"]["secretName"] == "streamgauge-user"
+        assert volumes["clickhouse-ca"]["secret"]["secretName"] == "clickhouse-ca"
+        for container in containers(pod):
+            mounts = {m["name"]: m for m in container["volumeMounts"]}
+            assert mounts["kafka-ca"]["readOnly"] is True
+            env = {e["name"]: e for e in container["env"]}
+            assert (
+                env["STREAMGAUGE_KAFKA_SSL_CA_FILE"]["value"] == "/etc/streamgauge/kafka-ca/ca.crt"
+            )
+            assert env["STREAMGAUGE_KAFKA_SSL_CERTIFICATE_FILE"]["value"].endswith("/user.crt")
+            assert env["STREAMGAUGE_KAFKA_SSL_KEY_FILE"]["value"].endswith("/user.key")
+            assert env["STREAMGAUGE_CLICKHOUSE_CA_FILE"]["value"] == (
+                "/etc/streamgauge/clickhouse-ca/ca.crt"
+            )
+            assert env["STREAMGAUGE_KAFKA_SSL_KEY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                "name": "streamgauge-user",
+                "key": "user.pass",
+            }
+    (auth,) = by_kind(manifests, "TriggerAuthentication")
+    parameters = {ref["parameter"]: ref for ref in auth["spec"]["secretTargetRef"]}
+    assert set(parameters) == {"ca", "cert", "key", "keyPassword"}
+    assert parameters["ca"]["name"] == "events-cluster-ca-cert"
+
+
+def test_oauthbearer_takes_its_client_secret_from_a_secret() -> None:
+    manifests = render(*OAUTH)
+    for _, pod in pod_specs(manifests):
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["STREAMGAUGE_KAFKA_OAUTHBEARER_TOKEN_URL"]["value"] == "https://idp/token"
+        assert (
+            env["STREAMGAUGE_KAFKA_OAUTHBEARER_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"]
+            == "idp-client"
+        )
+        assert "STREAMGAUGE_KAFKA_SASL_USERNAME" not in env
 
 
 def test_monitoring_uses_the_compose_job_names() -> None:

@@ -20,6 +20,7 @@ from streams.errors import UserError
 from streams.producer import MeasurementProducer
 from streams.registry import registry_client, schema_id
 from streams.settings import Settings
+from tests.support.certs import authority, signed
 
 pytestmark = pytest.mark.integration
 
@@ -84,15 +85,27 @@ def test_unknown_ids_and_bad_bodies_get_the_registry_errors(registry: LocalRegis
 def test_a_producer_without_write_rights_looks_the_ids_up_with_its_credentials(
     tmp_path: Path,
 ) -> None:
-    local = LocalRegistry(tmp_path, port=free_port(), basic_auth="gateway:s3cret")
+    # The registry as a gateway meets it: HTTPS from a private CA, basic auth, read rights.
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = authority(certs, "ca")
+    cert, key = signed(certs, "registry", ca, "subjectAltName=IP:127.0.0.1,DNS:localhost")
+    local = LocalRegistry(
+        tmp_path,
+        port=free_port(),
+        basic_auth="gateway:s3cret",
+        tls_certificate=cert,
+        tls_key=key,
+    )
     local.start()
     local.daemon.wait_ready(local.ready, 30)
     try:
         reader = Settings(
             topic="measurements",
-            schema_registry_url=f"http://{local.daemon.address}",
+            schema_registry_url=f"https://{local.daemon.address}",
             schema_registry_username="gateway",
             schema_registry_password="s3cret",
+            schema_registry_ca_file=str(ca[0]),
             schema_registry_register=False,
         )
         with pytest.raises(UserError, match="version 1 is not registered under measurements-value"):
@@ -118,5 +131,9 @@ def test_a_producer_without_write_rights_looks_the_ids_up_with_its_credentials(
         with pytest.raises(SchemaRegistryError) as refused:
             wrong.get_schema(1)
         assert refused.value.http_status_code == 401
+        untrusted = registry_client(dataclasses.replace(reader, schema_registry_ca_file=""))
+        assert untrusted is not None
+        with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.get_schema(1)
     finally:
         local.daemon.stop()

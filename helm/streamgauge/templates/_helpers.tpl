@@ -155,13 +155,42 @@ valueFrom:
   value: {{ required "kafka.bootstrapServers is required" .Values.kafka.bootstrapServers | quote }}
 - name: STREAMGAUGE_KAFKA_SECURITY_PROTOCOL
   value: {{ .Values.kafka.securityProtocol | quote }}
+{{- with .Values.kafka.tls }}
+{{- if .caSecret }}
+- name: STREAMGAUGE_KAFKA_SSL_CA_FILE
+  value: {{ printf "/etc/streamgauge/kafka-ca/%s" .caSecretKey | quote }}
+{{- end }}
+{{- if .clientSecret }}
+- name: STREAMGAUGE_KAFKA_SSL_CERTIFICATE_FILE
+  value: {{ printf "/etc/streamgauge/kafka-client/%s" .certificateKey | quote }}
+- name: STREAMGAUGE_KAFKA_SSL_KEY_FILE
+  value: {{ printf "/etc/streamgauge/kafka-client/%s" .keyKey | quote }}
+{{- if .keyPasswordKey }}
+- name: STREAMGAUGE_KAFKA_SSL_KEY_PASSWORD
+  {{- include "streamgauge.secretRef" (list .clientSecret .keyPasswordKey) | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if include "streamgauge.saslEnabled" . }}
 - name: STREAMGAUGE_KAFKA_SASL_MECHANISM
   value: {{ .Values.kafka.sasl.mechanism | quote }}
+{{- if eq (upper .Values.kafka.sasl.mechanism) "OAUTHBEARER" }}
+- name: STREAMGAUGE_KAFKA_OAUTHBEARER_TOKEN_URL
+  value: {{ required "kafka.sasl.oauthbearer.tokenUrl is required with OAUTHBEARER" .Values.kafka.sasl.oauthbearer.tokenUrl | quote }}
+- name: STREAMGAUGE_KAFKA_OAUTHBEARER_CLIENT_ID
+  value: {{ required "kafka.sasl.oauthbearer.clientId is required with OAUTHBEARER" .Values.kafka.sasl.oauthbearer.clientId | quote }}
+{{- with .Values.kafka.sasl.oauthbearer.scope }}
+- name: STREAMGAUGE_KAFKA_OAUTHBEARER_SCOPE
+  value: {{ . | quote }}
+{{- end }}
+- name: STREAMGAUGE_KAFKA_OAUTHBEARER_CLIENT_SECRET
+  {{- include "streamgauge.saslPasswordRef" (list . $secret) | nindent 2 }}
+{{- else }}
 - name: STREAMGAUGE_KAFKA_SASL_USERNAME
   value: {{ required "kafka.sasl.username is required with kafka.sasl.mechanism" .Values.kafka.sasl.username | quote }}
 - name: STREAMGAUGE_KAFKA_SASL_PASSWORD
   {{- include "streamgauge.saslPasswordRef" (list . $secret) | nindent 2 }}
+{{- end }}
 {{- end }}
 - name: STREAMGAUGE_TOPIC
   value: {{ .Values.kafka.topic | quote }}
@@ -189,6 +218,10 @@ valueFrom:
   value: {{ .Values.clickhouse.port | quote }}
 - name: STREAMGAUGE_CLICKHOUSE_SECURE
   value: {{ .Values.clickhouse.secure | toString | quote }}
+{{- if .Values.clickhouse.caSecret }}
+- name: STREAMGAUGE_CLICKHOUSE_CA_FILE
+  value: {{ printf "/etc/streamgauge/clickhouse-ca/%s" .Values.clickhouse.caSecretKey | quote }}
+{{- end }}
 - name: STREAMGAUGE_CLICKHOUSE_DATABASE
   value: {{ .Values.clickhouse.database | quote }}
 - name: STREAMGAUGE_CLICKHOUSE_USER
@@ -214,7 +247,13 @@ valueFrom:
 
 {{/* Pod-level settings shared by every streamgauge pod. */}}
 {{- define "streamgauge.podSpec" -}}
-serviceAccountName: {{ include "streamgauge.serviceAccountName" . }}
+{{- include "streamgauge.podSpecAs" (list . (include "streamgauge.serviceAccountName" .)) }}
+{{- end }}
+
+{{/* The pod spec run as another ServiceAccount: (list $ name) (the migration hook's own). */}}
+{{- define "streamgauge.podSpecAs" -}}
+serviceAccountName: {{ index . 1 }}
+{{- with index . 0 }}
 automountServiceAccountToken: false
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
@@ -223,11 +262,27 @@ imagePullSecrets:
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end }}
+{{- end }}
 
 {{- define "streamgauge.volumes" -}}
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- with .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- with .Values.kafka.tls.clientSecret }}
+- name: kafka-client
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- with .Values.clickhouse.caSecret }}
+- name: clickhouse-ca
+  secret:
+    secretName: {{ . }}
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -236,6 +291,21 @@ securityContext:
 {{- define "streamgauge.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+{{- if .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  mountPath: /etc/streamgauge/kafka-ca
+  readOnly: true
+{{- end }}
+{{- if .Values.kafka.tls.clientSecret }}
+- name: kafka-client
+  mountPath: /etc/streamgauge/kafka-client
+  readOnly: true
+{{- end }}
+{{- if .Values.clickhouse.caSecret }}
+- name: clickhouse-ca
+  mountPath: /etc/streamgauge/clickhouse-ca
+  readOnly: true
+{{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
