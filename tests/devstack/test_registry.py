@@ -24,6 +24,15 @@ from tests.support.certs import authority, signed
 
 pytestmark = pytest.mark.integration
 
+RECORD = {
+    "device_id": "dev-1",
+    "event_time": 1_795_000_000_000,
+    "seq": 3,
+    "readings": {"temperature_c": 21.5},
+    "firmware": "fw-1",
+    "site": "plant-a",
+}
+
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
@@ -51,16 +60,8 @@ def test_registered_versions_keep_their_ids_and_decode_across_a_restart(
     registry.start()
     registry.daemon.wait_ready(registry.ready, 30)
     fresh = client(registry)  # no cache: every answer comes from the restarted registry
-    record = {
-        "device_id": "dev-1",
-        "event_time": 1_795_000_000_000,
-        "seq": 3,
-        "readings": {"temperature_c": 21.5},
-        "firmware": "fw-1",
-        "site": "plant-a",
-    }
-    payload = Encoder(versions[1], schema_id=2).encode(record)
-    assert Decoder(versions, fresh).decode(payload) == record
+    payload = Encoder(versions[1], schema_id=2).encode(RECORD)
+    assert Decoder(versions, fresh).decode(payload) == RECORD
     found = fresh.lookup_schema(
         "measurements-value", Schema(json.dumps(versions[0].source), "AVRO")
     )
@@ -113,17 +114,9 @@ def test_a_producer_without_write_rights_looks_the_ids_up_with_its_credentials(
         writer = dataclasses.replace(reader, schema_registry_register=True)
         registered = MeasurementProducer(writer).encoders
         looked_up = MeasurementProducer(reader).encoders
-        record = {
-            "device_id": "dev-1",
-            "event_time": 1_795_000_000_000,
-            "seq": 1,
-            "readings": {"temperature_c": 21.5},
-            "firmware": "fw-1",
-            "site": None,
-        }
         for version in (1, 2):
-            payload = looked_up[version].encode(record)
-            assert payload == registered[version].encode(record)
+            payload = looked_up[version].encode(RECORD)
+            assert payload == registered[version].encode(RECORD)
             assert int.from_bytes(payload[1:5], "big") == version
 
         wrong = registry_client(dataclasses.replace(reader, schema_registry_password="guess"))
