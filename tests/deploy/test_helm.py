@@ -43,6 +43,9 @@ PRODUCTION = ("-f", str(CHART / "values-production.yaml"))
 SASL = ("--set", "kafka.sasl.mechanism=SCRAM-SHA-256", "--set", "kafka.sasl.username=sg")
 # A Strimzi cluster's TLS listener with `authentication: tls` users.
 STRIMZI_MTLS = (
+    "--set", "kafka.schemaRegistryUrl=https://registry:8081",
+    "--set", "kafka.schemaRegistry.existingSecret=registry-user",
+    "--set", "kafka.schemaRegistry.caSecret=registry-ca",
     "--set", "clickhouse.secure=true",
     "--set", "clickhouse.caSecret=clickhouse-ca",
     "--set", "kafka.securityProtocol=SSL",
@@ -354,6 +357,7 @@ def test_tls_material_comes_from_secrets_into_every_pod() -> None:
         assert volumes["kafka-ca"]["secret"]["secretName"] == "events-cluster-ca-cert"
         assert volumes["kafka-client"]["secret"]["secretName"] == "streamgauge-user"
         assert volumes["clickhouse-ca"]["secret"]["secretName"] == "clickhouse-ca"
+        assert volumes["registry-ca"]["secret"]["secretName"] == "registry-ca"
         for container in containers(pod):
             mounts = {m["name"]: m for m in container["volumeMounts"]}
             assert mounts["kafka-ca"]["readOnly"] is True
@@ -366,6 +370,13 @@ def test_tls_material_comes_from_secrets_into_every_pod() -> None:
             assert env["STREAMGAUGE_CLICKHOUSE_CA_FILE"]["value"] == (
                 "/etc/streamgauge/clickhouse-ca/ca.crt"
             )
+            assert env["STREAMGAUGE_SCHEMA_REGISTRY_CA_FILE"]["value"] == (
+                "/etc/streamgauge/registry-ca/ca.crt"
+            )
+            assert env["STREAMGAUGE_SCHEMA_REGISTRY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                "name": "registry-user",
+                "key": "password",
+            }
             assert env["STREAMGAUGE_KAFKA_SSL_KEY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
                 "name": "streamgauge-user",
                 "key": "user.pass",

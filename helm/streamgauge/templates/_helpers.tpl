@@ -211,6 +211,18 @@ valueFrom:
 {{- if .Values.kafka.schemaRegistryUrl }}
 - name: STREAMGAUGE_SCHEMA_REGISTRY_URL
   value: {{ .Values.kafka.schemaRegistryUrl | quote }}
+{{- with .Values.kafka.schemaRegistry }}
+{{- if .existingSecret }}
+- name: STREAMGAUGE_SCHEMA_REGISTRY_USERNAME
+  {{- include "streamgauge.secretRef" (list .existingSecret .usernameKey) | nindent 2 }}
+- name: STREAMGAUGE_SCHEMA_REGISTRY_PASSWORD
+  {{- include "streamgauge.secretRef" (list .existingSecret .passwordKey) | nindent 2 }}
+{{- end }}
+{{- if .caSecret }}
+- name: STREAMGAUGE_SCHEMA_REGISTRY_CA_FILE
+  value: {{ printf "/etc/streamgauge/registry-ca/%s" .caSecretKey | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 - name: STREAMGAUGE_CLICKHOUSE_HOST
   value: {{ required "clickhouse.host is required" .Values.clickhouse.host | quote }}
@@ -283,6 +295,11 @@ securityContext:
   secret:
     secretName: {{ . }}
 {{- end }}
+{{- if and .Values.kafka.schemaRegistryUrl .Values.kafka.schemaRegistry.caSecret }}
+- name: registry-ca
+  secret:
+    secretName: {{ .Values.kafka.schemaRegistry.caSecret }}
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -304,6 +321,11 @@ securityContext:
 {{- if .Values.clickhouse.caSecret }}
 - name: clickhouse-ca
   mountPath: /etc/streamgauge/clickhouse-ca
+  readOnly: true
+{{- end }}
+{{- if and .Values.kafka.schemaRegistryUrl .Values.kafka.schemaRegistry.caSecret }}
+- name: registry-ca
+  mountPath: /etc/streamgauge/registry-ca
   readOnly: true
 {{- end }}
 {{- with .Values.extraVolumeMounts }}
