@@ -33,6 +33,7 @@ from tests.deploy.support import (
 )
 
 KEDA_API = ("--api-versions", "keda.sh/v1alpha1")
+EXTERNAL_METRICS_API = ("--api-versions", "external.metrics.k8s.io/v1beta1")
 MONITORING_API = (
     "--api-versions",
     "monitoring.coreos.com/v1/ServiceMonitor",
@@ -126,13 +127,56 @@ def test_chart_files_are_copies_of_the_deploy_files(source: Any) -> None:
     assert copy.read_bytes() == source.read_bytes(), hint
 
 
-def test_autoscaler_is_keda_when_the_cluster_has_it_else_an_hpa() -> None:
-    without = render()
-    assert by_kind(without, "HorizontalPodAutoscaler")
-    assert not by_kind(without, "ScaledObject")
-    with_keda = render(*KEDA_API)
+def worker_deployment(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    (workers,) = [
+        d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"].endswith("-worker")
+    ]
+    return workers
+
+
+def test_autoscaler_is_what_the_cluster_can_run_never_a_silent_one_pod() -> None:
+    with_keda = render(*KEDA_API, *EXTERNAL_METRICS_API)
     assert by_kind(with_keda, "ScaledObject")
     assert not by_kind(with_keda, "HorizontalPodAutoscaler")
+    with_adapter = render(*EXTERNAL_METRICS_API)
+    assert by_kind(with_adapter, "HorizontalPodAutoscaler")
+    assert "replicas" not in worker_deployment(with_adapter)["spec"]  # the HPA owns it
+    assert by_kind(render("--set", "autoscaling.hpa.metric=cpu"), "HorizontalPodAutoscaler")
+    # Neither KEDA nor an external metrics API: nothing could scale, so nothing pretends to:
+    # the Deployment keeps worker.replicas (an HPA there would hold one pod for good), and
+    # the install notes say why (NOTES.txt).
+    bare = render()
+    assert not by_kind(bare, "HorizontalPodAutoscaler")
+    assert not by_kind(bare, "ScaledObject")
+    assert worker_deployment(bare)["spec"]["replicas"] == 2
+
+
+def test_keda_leaves_stuck_partitions_out_of_the_pod_count() -> None:
+    (scaled,) = by_kind(render(*KEDA_API), "ScaledObject")
+    metadata = scaled["spec"]["triggers"][0]["metadata"]
+    assert metadata["limitToPartitionsWithLag"] == "true"
+    assert metadata["excludePersistentLag"] == "true"
+    assert metadata["activationLagThreshold"] == "0"
+    assert metadata["allowIdleConsumers"] == "false"  # KEDA refuses it with the first
+
+
+def test_the_gate_loads_production_only_when_asked() -> None:
+    def steps(*values: str) -> list[list[str]]:
+        (job,) = by_kind(render(*values), "Job")
+        return [c["args"] for c in containers(job["spec"]["template"]["spec"])]
+
+    assert ["migrate", "check"] not in steps()  # no staging server: skipped (NOTES say so)
+    assert ["migrate", "check"] in steps("--set", "migrations.checkOnTarget=true")
+    assert ["migrate", "check"] in steps("--set", "migrations.staging.existingSecret=staging")
+
+
+def test_the_api_disruption_budget_only_when_a_drain_can_meet_it() -> None:
+    def budgets(*values: str) -> list[str]:
+        return [d["metadata"]["name"] for d in by_kind(render(*values), "PodDisruptionBudget")]
+
+    assert "sg-streamgauge-api" in budgets()  # 2 replicas, 1 must stay
+    assert "sg-streamgauge-api" not in budgets("--set", "api.replicas=1")
+    assert "sg-streamgauge-worker" in budgets("--set", "api.replicas=1")
 
 
 def test_keda_scales_on_the_ingest_groups_lag() -> None:
@@ -146,7 +190,7 @@ def test_keda_scales_on_the_ingest_groups_lag() -> None:
 
 
 def test_hpa_fallback_scales_on_lag_per_pod() -> None:
-    (hpa,) = by_kind(render(), "HorizontalPodAutoscaler")
+    (hpa,) = by_kind(render(*EXTERNAL_METRICS_API), "HorizontalPodAutoscaler")
     (metric,) = hpa["spec"]["metrics"]
     assert metric["external"]["metric"]["name"] == "streamgauge_consumer_lag_messages"
     assert metric["external"]["metric"]["selector"]["matchLabels"]["group"] == "streamgauge-ingest"
@@ -159,13 +203,10 @@ def test_worker_pods_never_exceed_partitions(asked: int) -> None:
     expected = 12 if asked in (0, 50) else asked
     (scaled,) = by_kind(render(*KEDA_API, *limits), "ScaledObject")
     assert scaled["spec"]["maxReplicaCount"] == expected
-    (hpa,) = by_kind(render(*limits), "HorizontalPodAutoscaler")
+    (hpa,) = by_kind(render(*EXTERNAL_METRICS_API, *limits), "HorizontalPodAutoscaler")
     assert hpa["spec"]["maxReplicas"] == expected
     fixed = render("--set", "autoscaling.enabled=false", "--set", "worker.replicas=40", *limits)
-    (workers,) = [
-        d for d in by_kind(fixed, "Deployment") if d["metadata"]["name"].endswith("-worker")
-    ]
-    assert workers["spec"]["replicas"] == 12
+    assert worker_deployment(fixed)["spec"]["replicas"] == 12
 
 
 def test_every_container_runs_a_streamgauge_command() -> None:
@@ -242,7 +283,7 @@ def test_probes() -> None:
 
 
 def test_migration_gate_runs_before_install_and_upgrade() -> None:
-    manifests = render()
+    manifests = render("--set", "migrations.staging.url=http://ops:pw@staging:8123")
     (job,) = by_kind(manifests, "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     pod = job["spec"]["template"]["spec"]

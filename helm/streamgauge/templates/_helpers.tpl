@@ -63,10 +63,16 @@ app.kubernetes.io/part-of: streamgauge
 {{- end }}
 
 {{/* keda or hpa, from autoscaling.engine and what the cluster serves. */}}
+{{/* What scales the workers: keda, hpa or none. auto picks what the cluster can run: KEDA;
+else an HPA when its metric is served (the external metrics API for the lag, or CPU); else
+none, and the Deployment keeps worker.replicas (NOTES says so): never a silent one pod. */}}
 {{- define "streamgauge.autoscaler" -}}
 {{- $engine := .Values.autoscaling.engine }}
-{{- if eq $engine "auto" }}
-{{- if .Capabilities.APIVersions.Has "keda.sh/v1alpha1" }}keda{{ else }}hpa{{ end }}
+{{- if not .Values.autoscaling.enabled }}none
+{{- else if eq $engine "auto" }}
+{{- if .Capabilities.APIVersions.Has "keda.sh/v1alpha1" }}keda
+{{- else if or (eq .Values.autoscaling.hpa.metric "cpu") (.Capabilities.APIVersions.Has "external.metrics.k8s.io/v1beta1") }}hpa
+{{- else }}none{{ end }}
 {{- else if has $engine (list "keda" "hpa") }}
 {{- $engine }}
 {{- else }}
