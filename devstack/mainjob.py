@@ -7,12 +7,14 @@ Everything it started is stopped on the way out.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import TextIO
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -76,7 +78,25 @@ def children(settings: Settings, processes: int, devices: int, rate: float) -> I
             process.wait(60)
 
 
+class LiveLine:
+    """The main job's status: one line rewritten in place on a terminal; elsewhere (a log, a
+    pipe) a timestamped line every ``every`` seconds, so the output stays readable."""
+
+    def __init__(self, out: TextIO, every: float = 10.0) -> None:
+        self.out, self.every = out, every
+        self.terminal = out.isatty()
+        self._shown = -math.inf
+
+    def show(self, line: str, now: float) -> None:
+        if self.terminal:
+            print("\r" + line, end="", flush=True, file=self.out)
+        elif now - self._shown >= self.every:
+            print(time.strftime("%H:%M:%S ") + line, flush=True, file=self.out)
+            self._shown = now
+
+
 def watch(settings: Settings) -> None:
+    live = LiveLine(sys.stdout)
     client = sync_client(settings)
     consumer = Consumer({**settings.kafka_config(), "group.id": settings.consumer_group})
     last = (time.monotonic(), _stored(client))
@@ -90,8 +110,7 @@ def watch(settings: Settings) -> None:
             kafka = f"lag {lag:>8,} msgs   dlq {dead:,}"
         except KafkaException as error:  # a broker down, a leader moving: say so, go on
             kafka = f"lag unknown ({error.args[0].name() if error.args else error})"
-        line = f"stored {stored:>12,} readings  {rate:>9,.0f}/s   {kafka}"
-        print("\r" + line, end="", flush=True)
+        live.show(f"stored {stored:>12,} readings  {rate:>9,.0f}/s   {kafka}", now)
 
 
 def _stored(client: object) -> int:
