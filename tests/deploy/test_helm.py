@@ -151,6 +151,21 @@ def test_autoscaler_is_what_the_cluster_can_run_never_a_silent_one_pod() -> None
     assert worker_deployment(bare)["spec"]["replicas"] == 2
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("autoscalling.enabled=false", "additional properties 'autoscalling' not allowed"),
+        ("autoscaling.engine=kedaa", "value must be one of 'auto', 'keda', 'hpa'"),
+        ("kafka.securityProtocol=TLS", "value must be one of"),
+        ("kafka.partitions=0", "minimum"),
+        ("api.port=http", "got string, want integer"),
+    ],
+)
+def test_values_off_the_schema_are_refused_before_anything_renders(value: str, said: str) -> None:
+    with pytest.raises(AssertionError, match=said):
+        helm("template", "sg", str(CHART), "--set-string" if "=http" in value else "--set", value)
+
+
 def test_keda_leaves_stuck_partitions_out_of_the_pod_count() -> None:
     (scaled,) = by_kind(render(*KEDA_API), "ScaledObject")
     metadata = scaled["spec"]["triggers"][0]["metadata"]
