@@ -3,7 +3,9 @@
 Concurrent requests for the same key share one query. When a query fails because ClickHouse is
 slow or down (a 5xx ``ApiError``), the last result up to ``keep_seconds`` old is served
 instead, carrying the error, so freshness can say how old it is and why. Memory is bounded in
-rows, not entries: one series alone can hold 10,000.
+rows and in entries (an answer costs its rows plus one, so a flood of distinct unknown ids,
+each an empty answer, is bounded too), and answers past ``keep_seconds`` are dropped as new
+ones are stored.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ Key = tuple[str, Hashable]
 Rows = list[tuple[Any, ...]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answer:
     value: Rows
     read_at: float  # Unix seconds when the query that made it started
@@ -51,12 +53,14 @@ class AnswerCache:
         metrics: ApiMetrics,
         keep_seconds: float = 300.0,
         max_rows: int = 500_000,
+        max_entries: int = 50_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ttl = ttl
         self.metrics = metrics
         self.keep_seconds = keep_seconds
         self.max_rows = max_rows
+        self.max_entries = max_entries
         self.clock = clock
         self._answers: OrderedDict[Key, Answer] = OrderedDict()  # least recently stored first
         self._rows = 0
@@ -94,20 +98,32 @@ class AnswerCache:
         self._store(key, answer)
         return answer
 
+    def __len__(self) -> int:
+        return len(self._answers)
+
     def _store(self, key: Key, answer: Answer) -> None:
         previous = self._answers.pop(key, None)
         if previous is not None:
-            self._rows -= len(previous.value)
+            self._rows -= _cost(previous)
         self._answers[key] = answer
-        self._rows += len(answer.value)
-        while self._rows > self.max_rows and len(self._answers) > 1:
+        self._rows += _cost(answer)
+        expired = self.clock() - self.keep_seconds  # stored in order: the oldest come first
+        while len(self._answers) > 1 and (
+            self._rows > self.max_rows
+            or len(self._answers) > self.max_entries
+            or next(iter(self._answers.values())).read_at < expired
+        ):
             _, evicted = self._answers.popitem(last=False)
-            self._rows -= len(evicted.value)
+            self._rows -= _cost(evicted)
 
     def _finished(self, key: Key, task: asyncio.Task[Answer]) -> None:
         self._computing.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved: a failure nobody awaited any more is not logged twice
+
+
+def _cost(answer: Answer) -> int:
+    return len(answer.value) + 1
 
 
 CACHE = web.AppKey("cache", AnswerCache)

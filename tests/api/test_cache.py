@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from api.cache import AnswerCache, Rows
+from api.cache import Answer, AnswerCache, Rows
 from api.errors import ApiError
 from api.freshness import Freshness
 from api.metrics import ApiMetrics
@@ -149,3 +150,35 @@ async def test_memory_is_bounded_in_rows() -> None:
     await cache.get("r", "b", rows_of("b"))
     await cache.get("r", "a", rows_of("a"))
     assert calls == ["a", "b", "c", "a"], "a, the oldest, made room for c"
+
+
+def test_a_flood_of_distinct_unknown_ids_stays_bounded() -> None:
+    # 200,000 distinct device ids nobody knows: each an empty answer. Before the entry bound,
+    # they grew one API process by ~97 MiB; now the cache keeps max_entries (50,000) of them,
+    # about 20 MiB. (Every answer get() computes is stored this way.)
+    tracemalloc.start()
+    try:
+        clock = Clock()
+        cache = AnswerCache(2.0, ApiMetrics(), clock=clock)
+        before, _ = tracemalloc.get_traced_memory()
+        for number in range(200_000):
+            cache._store(("latest", f"unknown-device-{number:07d}"), Answer([], clock.now))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == cache.max_entries == 50_000
+    assert held - before < 32 * 2**20, f"{(held - before) / 2**20:.1f} MiB held"
+
+
+async def test_answers_past_their_keep_time_are_dropped() -> None:
+    clock = Clock()
+    cache = AnswerCache(1.0, ApiMetrics(), keep_seconds=60.0, clock=clock)
+
+    async def one() -> Rows:
+        return ROWS
+
+    for key in ("a", "b"):
+        await cache.get("r", key, one)
+    clock.now += 61.0
+    await cache.get("r", "c", one)
+    assert len(cache) == 1  # a and b could no longer stand in for a failure: gone
