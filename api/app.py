@@ -36,7 +36,7 @@ RESOURCES = (devices, series, fleet, health, metrics_routes, openapi, dashboard)
 
 
 def create_app(settings: Settings) -> web.Application:
-    keyring = KeyRing(parse_keys(settings.api_keys))
+    keyring = KeyRing(parse_keys(settings.api_keys) if settings.api_auth else [])
     app = web.Application(middlewares=[metrics_middleware, errors_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = keyring
@@ -57,8 +57,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lag_polling)
     if not keyring.enabled:
         log.warning(
-            "AUTH IS DISABLED: STREAMGAUGE_API_KEYS is empty, so anyone who can reach this API "
-            "reads every device. Fine on a laptop; anywhere else set keys "
+            "AUTH IS DISABLED (--no-auth, or no keys): anyone who can reach this API reads "
+            "every device. Fine on a laptop; anywhere else set STREAMGAUGE_API_KEYS "
             "(`streamgauge api hash-key`)."
         )
     else:

@@ -17,10 +17,19 @@ def register(subparsers: Any) -> None:
         description="Serve the read API: latest values, series and devices, each answer with "
         "its freshness (the lag of the device's partition, read from the lag exporter at "
         "STREAMGAUGE_API_LAG_URL), the live dashboard at /, and its reference at "
-        "/openapi.json. Keys are STREAMGAUGE_API_KEYS; empty disables auth.",
+        "/openapi.json. Keys are STREAMGAUGE_API_KEYS; without any it refuses to start unless "
+        "--no-auth says to serve without authentication.",
     )
     parser.add_argument("--host", help="listen address (STREAMGAUGE_API_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (STREAMGAUGE_API_PORT, 8080)")
+    parser.add_argument(
+        "--no-auth",
+        dest="auth",
+        action="store_false",
+        default=None,
+        help="serve without authentication: anyone who reaches the API reads every device "
+        "(STREAMGAUGE_API_AUTH=false)",
+    )
     actions = parser.add_subparsers(dest="action", metavar="[hash-key]")
     hash_key = actions.add_parser(
         "hash-key",
@@ -42,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
         return print_key(args.scopes, sys.stdin.readline().strip() if args.stdin else None)
     from api.app import run as serve  # the API's imports stay out of the other commands
 
-    settings = Settings.from_env(api_host=args.host, api_port=args.port)
+    settings = Settings.from_env(api_host=args.host, api_port=args.port, api_auth=args.auth)
+    if settings.api_auth and not settings.api_keys.strip():
+        raise UserError(
+            "no API keys: set STREAMGAUGE_API_KEYS (entries from `streamgauge api hash-key`), "
+            "or start with --no-auth (STREAMGAUGE_API_AUTH=false) to serve without "
+            "authentication."
+        )
     serve(settings, settings.api_host, settings.api_port)
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -43,9 +44,30 @@ def prepare(settings: Settings) -> None:
         print(line)
 
 
+def api_key(settings: Settings) -> tuple[str, str]:
+    """The key this run's API accepts (``read`` and ``metrics``): new each run unless
+    STREAMGAUGE_API_KEYS is set (then the entries are kept and no key is known here)."""
+    if settings.api_keys or not settings.api_auth:
+        return "", settings.api_keys
+    key = secrets.token_urlsafe(32)
+    hashed = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "api", "hash-key", "--stdin", "--scopes",
+         "read+metrics"],
+        input=key + "\n", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (entry,) = [line for line in hashed.stdout.splitlines() if line.startswith("entry: ")]
+    return key, entry.removeprefix("entry: ")
+
+
 @contextlib.contextmanager
 def children(settings: Settings, processes: int, devices: int, rate: float) -> Iterator[None]:
-    env = {**os.environ, **settings.to_env(), "STREAMGAUGE_LOG_LEVEL": "WARNING"}
+    key, entries = api_key(settings)
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "STREAMGAUGE_LOG_LEVEL": "WARNING",
+        "STREAMGAUGE_API_KEYS": entries,
+    }
     command = [sys.executable, "-m", "streams.cli"]
     workers = subprocess.Popen([*command, "worker", "--processes", str(processes)], env=env)
     exporter = subprocess.Popen([*command, "lag-exporter"], env=env)
@@ -60,8 +82,9 @@ def children(settings: Settings, processes: int, devices: int, rate: float) -> I
         f"workers: {processes} processes (pid {workers.pid}); "
         f"simulated fleet: {devices} devices at {rate:.0f} msg/s (pid {fleet.pid})\n"
         f"lag exporter: http://{settings.lag_exporter_host}:{settings.lag_exporter_port}/status "
-        f"(pid {exporter.pid}); read API and dashboard: "
-        f"http://{settings.api_host}:{settings.api_port}/ (pid {api.pid})"
+        f"(pid {exporter.pid}); read API (pid {api.pid}) and its dashboard:\n"
+        f"  http://{settings.api_host}:{settings.api_port}/"
+        + (f"#key={key}\n  this run's API key (read, metrics): {key}" if key else "")
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -187,7 +187,12 @@ class Settings:
     api_host: str = _setting("127.0.0.1", "Read API listen address.")
     api_port: int = _setting(8080, "Read API port.")
     api_keys: str = _setting(
-        "", "Comma-separated API keys as `scope1+scope2:sha256hex`; empty disables auth."
+        "", "Comma-separated API keys as `scope1+scope2:sha256hex` (`streamgauge api hash-key`)."
+    )
+    api_auth: bool = _setting(
+        True,
+        "The API requires keys and refuses to start without any; false serves every route "
+        "without authentication (`streamgauge api --no-auth`).",
     )
     api_lag_url: str = _setting(
         "http://127.0.0.1:9308/status", "Where the API reads lag for freshness."

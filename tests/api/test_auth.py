@@ -9,8 +9,12 @@ import sys
 
 import pytest
 
-from api.auth import config_entry, hash_key, new_key, parse_keys
+from api.app import create_app
+from api.auth import KEYRING, KeyRing, config_entry, hash_key, new_key, parse_keys
+from devstack.mainjob import api_key
+from streams.cli import main
 from streams.errors import UserError
+from streams.settings import Settings
 from tests.support.api_world import (
     METRICS,
     METRICS_KEY,
@@ -66,6 +70,30 @@ def test_hash_key_prints_a_new_key_and_its_entry() -> None:
     ).stdout
     assert f"entry: read:{hash_key(key)}" in from_stdin
     assert key not in from_stdin, "a key given on stdin is not printed back"
+
+
+def test_without_keys_the_api_refuses_to_start_unless_told_no_auth(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("STREAMGAUGE_API_KEYS", raising=False)
+    monkeypatch.delenv("STREAMGAUGE_API_AUTH", raising=False)
+    assert main(["api", "--port", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "streamgauge api: no API keys: set STREAMGAUGE_API_KEYS (entries from `streamgauge api "
+        "hash-key`), or start with --no-auth (STREAMGAUGE_API_AUTH=false) to serve without "
+        "authentication.\n"
+    )
+    assert not create_app(Settings(api_keys=f"read:{'1' * 64}", api_auth=False))[KEYRING].enabled, (
+        "--no-auth serves without keys even when some are set"
+    )
+
+
+def test_make_run_hands_out_a_key_its_api_accepts() -> None:
+    key, entries = api_key(Settings())
+    keyring = KeyRing(parse_keys(entries))
+    assert keyring.allows(f"Bearer {key}", "read")
+    assert keyring.allows(f"Bearer {key}", "metrics")
+    assert api_key(Settings(api_auth=False)) == ("", "")
 
 
 @pytest.mark.integration

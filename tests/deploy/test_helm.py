@@ -8,6 +8,8 @@ CustomResourceDefinitions, taken from the Go modules of those projects and made 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -453,6 +455,33 @@ def test_oauthbearer_takes_its_client_secret_from_a_secret() -> None:
             == "idp-client"
         )
         assert "STREAMGAUGE_KAFKA_SASL_USERNAME" not in env
+
+
+def test_the_api_needs_keys_and_the_chart_makes_one_when_none_is_given() -> None:
+    manifests = render(*MONITORING_API)
+    secrets = {s["metadata"]["name"]: s for s in by_kind(manifests, "Secret")}
+    key = base64.b64decode(secrets["sg-streamgauge-api-key"]["data"]["key"]).decode()
+    assert len(key) >= 40
+    entries = base64.b64decode(secrets["sg-streamgauge"]["data"]["api-keys"]).decode()
+    assert entries == f"read+metrics:{hashlib.sha256(key.encode()).hexdigest()}"
+    api = next(
+        d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"].endswith("-api")
+    )
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["STREAMGAUGE_API_AUTH"]["value"] == "true"
+    endpoints = [e for m in by_kind(manifests, "ServiceMonitor") for e in m["spec"]["endpoints"]]
+    (scraped,) = [e for e in endpoints if "authorization" in e]  # the API's /metrics
+    assert scraped["authorization"]["credentials"] == {
+        "name": "sg-streamgauge-api-key",
+        "key": "key",
+    }
+
+    open_api = render("--set", "api.auth=false")
+    names = {s["metadata"]["name"] for s in by_kind(open_api, "Secret")}
+    assert "sg-streamgauge-api-key" not in names
+    api = next(d for d in by_kind(open_api, "Deployment") if d["metadata"]["name"].endswith("-api"))
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["STREAMGAUGE_API_AUTH"]["value"] == "false"
 
 
 def test_monitoring_uses_the_compose_job_names() -> None:

@@ -114,9 +114,18 @@ kafka-sasl-password: {{ .Values.kafka.sasl.password | b64enc | quote }}
 
 {{- define "streamgauge.secretData" -}}
 {{- include "streamgauge.credentialData" . }}
-{{- if and .Values.api.enabled (not .Values.api.existingSecret) }}
+{{- if and .Values.api.enabled (not .Values.api.existingSecret) (not (include "streamgauge.apiKeyGenerated" .)) }}
 api-keys: {{ .Values.api.keys | b64enc | quote }}
 {{- end }}
+{{- end }}
+
+{{/* Whether the chart makes the API's key: auth on, and no keys given. */}}
+{{- define "streamgauge.apiKeyGenerated" -}}
+{{- if and .Values.api.enabled .Values.api.auth (not .Values.api.keys) (not .Values.api.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{- define "streamgauge.apiKeySecretName" -}}
+{{- printf "%s-api-key" (include "streamgauge.fullname" .) }}
 {{- end }}
 
 {{/* A secretKeyRef: (list name key) */}}
