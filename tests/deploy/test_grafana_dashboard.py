@@ -66,6 +66,8 @@ def test_every_metric_it_references_is_in_the_catalogue() -> None:
         "streamgauge_insert_duration_seconds_bucket",
         "streamgauge_end_to_end_delay_seconds_bucket",
         "streamgauge_messages_dead_lettered_total",
+        "streamgauge_api_requests_total",
+        "streamgauge_api_request_duration_seconds_bucket",
     ):
         assert name in referenced, name
 
