@@ -484,6 +484,25 @@ def test_the_api_needs_keys_and_the_chart_makes_one_when_none_is_given() -> None
     assert env["STREAMGAUGE_API_AUTH"]["value"] == "false"
 
 
+def test_the_slo_and_the_runbook_address_are_this_install_s() -> None:
+    manifests = render(
+        *MONITORING_API,
+        "--set", "lagSloSeconds=120",
+        "--set", "prometheusRule.runbookUrl=https://wiki.example/streamgauge/runbook/",
+    )  # fmt: skip
+    (rule,) = by_kind(manifests, "PrometheusRule")
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    slo = rules["StreamgaugeLagAboveSLO"]
+    assert slo["expr"].endswith("(streamgauge_consumer_lag_seconds) > 120")
+    assert "older than the 120 s SLO" in slo["annotations"]["description"]
+    for name, alert in rules.items():
+        url = alert["annotations"]["runbook_url"]
+        assert url == f"https://wiki.example/streamgauge/runbook#{name.lower()}"
+    for _, pod in pod_specs(manifests):
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env["STREAMGAUGE_LAG_SLO_SECONDS"] == "120"  # the API's freshness: the same
+
+
 def test_monitoring_uses_the_compose_job_names() -> None:
     monitors = by_kind(render(*MONITORING_API), "ServiceMonitor")
     assert {m["spec"]["jobLabel"] for m in monitors} == {"app.kubernetes.io/component"}

@@ -166,6 +166,8 @@ valueFrom:
 {{- with index . 0 }}
 - name: STREAMGAUGE_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+- name: STREAMGAUGE_LAG_SLO_SECONDS
+  value: {{ .Values.lagSloSeconds | quote }}
 - name: STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS
   value: {{ required "kafka.bootstrapServers is required" .Values.kafka.bootstrapServers | quote }}
 - name: STREAMGAUGE_KAFKA_SECURITY_PROTOCOL
