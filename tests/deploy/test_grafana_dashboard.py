@@ -86,3 +86,13 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_series_is_scoped_to_the_chosen_namespace() -> None:
+    # Two releases scraped by one Prometheus: each panel shows the namespace chosen (all of
+    # them, or the empty one of docker-compose, with "All").
+    variables = [v["name"] for v in json.loads(DASHBOARD.read_text())["templating"]["list"]]
+    assert variables[:2] == ["datasource", "namespace"]
+    for expr in expressions():
+        for selector in re.findall(r"\bstreamgauge_[a-z0-9_]+(\{[^}]*\})?", expr):
+            assert selector.startswith('{namespace=~"$namespace"'), expr
