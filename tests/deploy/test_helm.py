@@ -503,6 +503,25 @@ def test_the_slo_and_the_runbook_address_are_this_install_s() -> None:
         assert env["STREAMGAUGE_LAG_SLO_SECONDS"] == "120"  # the API's freshness: the same
 
 
+def test_workers_and_api_can_have_their_own_clickhouse_users() -> None:
+    manifests = render(
+        "--set", "worker.clickhouse.user=streamgauge_ingest",
+        "--set", "worker.clickhouse.existingSecret=ingest-password",
+        "--set", "api.clickhouse.user=streamgauge_api",
+        "--set", "api.clickhouse.existingSecret=api-password",
+    )  # fmt: skip
+    users = {}
+    for name, pod in pod_specs(manifests):
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        password = env["STREAMGAUGE_CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        users[name.rsplit("-", 1)[-1]] = (env["STREAMGAUGE_CLICKHOUSE_USER"]["value"], password)
+    assert users["worker"] == ("streamgauge_ingest", "ingest-password")
+    assert users["api"] == ("streamgauge_api", "api-password")
+    assert users["migrate"] == ("streamgauge", "sg-streamgauge-migrate")  # clickhouse.user
+    with pytest.raises(AssertionError, match=r"worker\.clickhouse\.existingSecret must hold"):
+        helm("template", "sg", str(CHART), "--set", "worker.clickhouse.user=streamgauge_ingest")
+
+
 def test_monitoring_uses_the_compose_job_names() -> None:
     monitors = by_kind(render(*MONITORING_API), "ServiceMonitor")
     assert {m["spec"]["jobLabel"] for m in monitors} == {"app.kubernetes.io/component"}

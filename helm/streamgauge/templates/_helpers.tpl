@@ -160,9 +160,20 @@ valueFrom:
 {{- include "streamgauge.envWith" (list . (include "streamgauge.secretName" .)) }}
 {{- end }}
 
+{{/* The environment of a component with its own ClickHouse user: (list $ "worker"|"api") */}}
+{{- define "streamgauge.envFor" -}}
+{{- $root := index . 0 }}
+{{- include "streamgauge.envWith" (list $root (include "streamgauge.secretName" $root) (index . 1)) }}
+{{- end }}
+
 {{/* The same, with credentials from another copy of the chart's Secret: (list $ name) */}}
 {{- define "streamgauge.envWith" -}}
 {{- $secret := index . 1 }}
+{{- /* A component's own ClickHouse user (worker, api): (list $ secret component) */}}
+{{- $own := dict }}
+{{- if gt (len .) 2 }}
+{{- $own = (index (index . 0).Values (index . 2)).clickhouse | default dict }}
+{{- end }}
 {{- with index . 0 }}
 - name: STREAMGAUGE_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
@@ -253,10 +264,17 @@ valueFrom:
 {{- end }}
 - name: STREAMGAUGE_CLICKHOUSE_DATABASE
   value: {{ .Values.clickhouse.database | quote }}
+{{- if $own.user }}
+- name: STREAMGAUGE_CLICKHOUSE_USER
+  value: {{ $own.user | quote }}
+- name: STREAMGAUGE_CLICKHOUSE_PASSWORD
+  {{- include "streamgauge.secretRef" (list (required (printf "%s.clickhouse.existingSecret must hold the password of %s.clickhouse.user" (index $ 2) (index $ 2)) $own.existingSecret) $own.existingSecretKey) | nindent 2 }}
+{{- else }}
 - name: STREAMGAUGE_CLICKHOUSE_USER
   value: {{ .Values.clickhouse.user | quote }}
 - name: STREAMGAUGE_CLICKHOUSE_PASSWORD
   {{- include "streamgauge.clickhousePasswordRef" (list . $secret) | nindent 2 }}
+{{- end }}
 {{- if .Values.clickhouse.cluster }}
 - name: STREAMGAUGE_CLICKHOUSE_CLUSTER
   value: {{ .Values.clickhouse.cluster | quote }}
