@@ -220,6 +220,11 @@ class Settings:
         "Staging server of `migrate check` (http[s]://user:password@host:port); "
         "empty: scratch databases on the target server.",
     )
+    migrations_check_on_target: bool = _setting(
+        False,
+        "Without a staging URL, `migrate check` loads its synthetic workload on the target "
+        "server itself only when this is true; otherwise it refuses.",
+    )
     migrations_check_threshold: float = _setting(
         0.2, "`migrate check` fails when a figure gets worse by more than this fraction."
     )

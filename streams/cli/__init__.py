@@ -38,6 +38,7 @@ EXAMPLES = {
         "streamgauge migrate plan",
         "STREAMGAUGE_MIGRATIONS_STAGING_URL=http://ops:PASSWORD@staging:8123 "
         "streamgauge migrate check",
+        "streamgauge migrate check --on-target   # the local stack: load it, no staging",
         "streamgauge migrate up",
     ],
     "api": ["streamgauge api --port 8080", "streamgauge api hash-key"],

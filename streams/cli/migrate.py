@@ -112,6 +112,13 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the two scratch databases afterwards, to look into them",
     )
+    option(
+        "--on-target",
+        action="store_true",
+        default=None,
+        help="without a staging URL, load the target server itself with the synthetic "
+        "workload (..._CHECK_ON_TARGET)",
+    )
     parser.epilog = (
         "Settings in parentheses are STREAMGAUGE_MIGRATIONS_*; "
         "`streamgauge --help-settings` lists them with their defaults."
@@ -127,6 +134,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "migrations_check_report": getattr(args, "report", None),
         "migrations_check_threshold": getattr(args, "threshold", None),
         "migrations_staging_url": getattr(args, "staging_url", None),
+        "migrations_check_on_target": getattr(args, "on_target", None),
         "migrations_check_devices": getattr(args, "devices", None),
         "migrations_check_metrics": getattr(args, "metrics", None),
         "migrations_check_messages": getattr(args, "messages", None),

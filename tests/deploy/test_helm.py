@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -184,6 +185,12 @@ def test_the_gate_loads_production_only_when_asked() -> None:
 
     assert ["migrate", "check"] not in steps()  # no staging server: skipped (NOTES say so)
     assert ["migrate", "check"] in steps("--set", "migrations.checkOnTarget=true")
+    (job,) = by_kind(render("--set", "migrations.checkOnTarget=true"), "Job")
+    (gate,) = [
+        c for c in containers(job["spec"]["template"]["spec"]) if c["name"] == "migrate-check"
+    ]
+    env = {e["name"]: e.get("value") for e in gate["env"]}
+    assert env["STREAMGAUGE_MIGRATIONS_CHECK_ON_TARGET"] == "true"  # the command asks it too
     assert ["migrate", "check"] in steps("--set", "migrations.staging.existingSecret=staging")
 
 
@@ -501,6 +508,13 @@ def test_the_slo_and_the_runbook_address_are_this_install_s() -> None:
     for _, pod in pod_specs(manifests):
         env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
         assert env["STREAMGAUGE_LAG_SLO_SECONDS"] == "120"  # the API's freshness: the same
+    (board,) = by_kind(
+        render("--set", "lagSloSeconds=120", "--set", "grafanaDashboard.enabled=true"),
+        "ConfigMap",
+    )
+    (lag,) = [p for p in json.loads(board["data"]["streamgauge.json"])["panels"] if p["id"] == 2]
+    assert lag["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 120
+    assert "the 120 s SLO" in lag["description"]
 
 
 def test_workers_and_api_can_have_their_own_clickhouse_users() -> None:

@@ -75,6 +75,13 @@ def run(settings: Settings, options: CheckOptions, say: Say) -> Report:
     if not pending:
         report.verdict = "nothing-pending"
         return report
+    if not settings.migrations_staging_url and not settings.migrations_check_on_target:
+        raise UserError(
+            "`migrate check` needs a server to load its synthetic workload on: set "
+            "STREAMGAUGE_MIGRATIONS_STAGING_URL, or pass --on-target "
+            "(STREAMGAUGE_MIGRATIONS_CHECK_ON_TARGET=true) to load this one, "
+            f"{settings.clickhouse_host}:{settings.clickhouse_port}."
+        )
     say(f"checking {len(pending)} pending migration(s): {', '.join(report.pending)}")
     report.dataset = {**asdict(spec), "rows": spec.rows}
     staging = Staging(settings)

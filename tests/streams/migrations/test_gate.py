@@ -152,6 +152,23 @@ def test_a_new_column_with_a_default_passes_the_gate_on_a_staging_server(
     assert scratch_databases(target) == []
 
 
+def test_without_a_staging_server_it_loads_the_target_only_when_told(
+    target: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Runner(target, lambda _line: None).up(5)
+    monkeypatch.setenv("STREAMGAUGE_CLICKHOUSE_DATABASE", target.clickhouse_database)
+    monkeypatch.delenv("STREAMGAUGE_MIGRATIONS_STAGING_URL", raising=False)
+    directory = migrations_dir(tmp_path, "harmless")
+    assert main(["migrate", "check", "--dir", str(directory), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert "`migrate check` needs a server to load its synthetic workload on" in err
+    assert "--on-target" in err
+    assert scratch_databases(target) == [], "nothing was loaded"
+
+
 def test_nothing_pending_passes_at_once(
     target: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,7 +184,7 @@ def test_a_migration_that_fails_on_staging_fails_the_gate(
     """Scratch databases on the target server this time; they are dropped afterwards."""
     directory = migrations_dir(tmp_path, "harmless")
     (directory / "0098_typo.sql").write_text("ALTER TABLE readings ADD COLUMN x NoSuchType;\n")
-    code, report = check(target, directory, tmp_path, monkeypatch, "--devices", "10")
+    code, report = check(target, directory, tmp_path, monkeypatch, "--devices", "10", "--on-target")
     assert code == 1
     assert report["failures"][0].startswith("on staging: 0098_typo.sql, statement 1 of 1 failed")
     assert "NoSuchType" in report["failures"][0]
