@@ -17,22 +17,26 @@ from streams.settings import Settings
 
 def unreachable(settings: Settings, reason: str) -> UserError:
     """The error for a Kafka client that gave up on the brokers (``reason``: what it said)."""
-    servers = settings.kafka_bootstrap_servers
-    problem = tls_problem(settings)
-    if problem is not None:
-        return UserError(f"Kafka at {servers}: {problem}.")
-    return UserError(
-        f"Kafka at {servers} is unreachable ({reason}); start it (`streamgauge dev up` "
-        "locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
+    return tls_error(settings) or UserError(
+        f"Kafka at {settings.kafka_bootstrap_servers} is unreachable ({reason}); start it "
+        "(`streamgauge dev up` locally) or set STREAMGAUGE_KAFKA_BOOTSTRAP_SERVERS."
     )
 
 
 def check_tls(settings: Settings) -> None:
     """Fail at once, in one sentence, when TLS to the brokers cannot work (a one-shot
     command asks this first instead of waiting for its Kafka client to time out)."""
+    error = tls_error(settings)
+    if error is not None:
+        raise error
+
+
+def tls_error(settings: Settings) -> UserError | None:
+    """The sentence for what is wrong with TLS to the brokers, or None."""
     problem = tls_problem(settings)
-    if problem is not None:
-        raise UserError(f"Kafka at {settings.kafka_bootstrap_servers}: {problem}.")
+    if problem is None:
+        return None
+    return UserError(f"Kafka at {settings.kafka_bootstrap_servers}: {problem}.")
 
 
 def tls_problem(settings: Settings, timeout: float = 5.0) -> str | None:

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from streams.errors import UserError
-from streams.kafka_reach import tls_problem, unreachable
+from streams.kafka_reach import check_tls
 from streams.settings import Settings
 from streams.worker.dlq import HEADER_ROOM
 
@@ -42,8 +42,7 @@ def describe_topic(settings: Settings) -> Topic:
     try:
         description = future[settings.topic].result()
     except KafkaException as error:
-        if tls_problem(settings) is not None:
-            raise unreachable(settings, error.args[0].str()) from None
+        check_tls(settings)  # a TLS fault is the reason: say that one
         raise UserError(
             f"Cannot describe topic {settings.topic} at {settings.kafka_bootstrap_servers} "
             f"({error.args[0].str()}); start Kafka and run `streamgauge topics create`."

@@ -121,11 +121,10 @@ class SecureBroker:
 
     def mtls(self, base: Settings) -> Settings:
         """Settings reaching the broker over TLS with a client certificate."""
-        return dataclasses.replace(
+        return self._tls(
             base,
-            kafka_bootstrap_servers=self.ssl_address,
-            kafka_security_protocol="SSL",
-            kafka_ssl_ca_file=str(self.ca),
+            self.ssl_address,
+            "SSL",
             kafka_ssl_certificate_file=str(self.client_cert),
             kafka_ssl_key_file=str(self.client_key),
             kafka_ssl_key_password=KEY_PASSWORD,
@@ -133,11 +132,10 @@ class SecureBroker:
 
     def scram(self, base: Settings) -> Settings:
         """Settings reaching the broker over TLS with a SCRAM-SHA-512 user."""
-        return dataclasses.replace(
+        return self._tls(
             base,
-            kafka_bootstrap_servers=self.sasl_address,
-            kafka_security_protocol="SASL_SSL",
-            kafka_ssl_ca_file=str(self.ca),
+            self.sasl_address,
+            "SASL_SSL",
             kafka_sasl_mechanism="SCRAM-SHA-512",
             kafka_sasl_username=SCRAM_USER,
             kafka_sasl_password=SCRAM_PASSWORD,
@@ -145,14 +143,23 @@ class SecureBroker:
 
     def oauthbearer(self, base: Settings) -> Settings:
         """Settings reaching the broker over TLS with tokens of the test identity provider."""
-        return dataclasses.replace(
+        return self._tls(
             base,
-            kafka_bootstrap_servers=self.sasl_address,
-            kafka_security_protocol="SASL_SSL",
-            kafka_ssl_ca_file=str(self.ca),
+            self.sasl_address,
+            "SASL_SSL",
             kafka_sasl_mechanism="OAUTHBEARER",
             kafka_oauthbearer_token_url=self.identity.token_url,
             kafka_oauthbearer_client_id=OAUTH_CLIENT,
             kafka_oauthbearer_client_secret=OAUTH_SECRET,
             kafka_oauthbearer_scope="kafka",
+        )
+
+    def _tls(self, base: Settings, address: str, protocol: str, **auth: str) -> Settings:
+        """``base`` reaching one listener over TLS from the test CA, authenticated by ``auth``."""
+        return dataclasses.replace(
+            base,
+            kafka_bootstrap_servers=address,
+            kafka_security_protocol=protocol,
+            kafka_ssl_ca_file=str(self.ca),
+            **auth,  # type: ignore[arg-type]
         )
