@@ -26,7 +26,9 @@ RUN sh scripts/install-venv.sh /opt/streamgauge/venv /src
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 streamgauge \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
-        --shell /usr/sbin/nologin streamgauge
+        --shell /usr/sbin/nologin streamgauge \
+    && install --directory --owner 10001 --group 10001 /var/lib/streamgauge/api-key
+# ^ A named volume mounted there starts with this owner (compose's init-api-key writes it).
 COPY --from=builder /opt/streamgauge/venv /opt/streamgauge/venv
 # The schemas and migrations are package data (Settings find them in the installed package).
 # Listen on every interface: in a container, 127.0.0.1 is unreachable from the probes.

@@ -18,7 +18,7 @@ from aiohttp import web
 from api import dashboard, devices, fleet, health, openapi, series
 from api import metrics as metrics_routes
 from api.arrivals_lookup import ARRIVALS, ArrivalsLookup
-from api.auth import KEYRING, KeyRing, auth_middleware, parse_keys
+from api.auth import KEYRING, KeyRing, auth_middleware, configured_keys
 from api.cache import CACHE, AnswerCache
 from api.errors import errors_middleware
 from api.freshness import FRESHNESS, FreshnessSource
@@ -36,7 +36,7 @@ RESOURCES = (devices, series, fleet, health, metrics_routes, openapi, dashboard)
 
 
 def create_app(settings: Settings) -> web.Application:
-    keyring = KeyRing(parse_keys(settings.api_keys) if settings.api_auth else [])
+    keyring = KeyRing(configured_keys(settings) if settings.api_auth else [])
     app = web.Application(middlewares=[metrics_middleware, errors_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[KEYRING] = keyring

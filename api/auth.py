@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from aiohttp import hdrs, web
@@ -22,6 +23,7 @@ from aiohttp.typedefs import Handler
 
 from api.errors import ApiError
 from streams.errors import UserError
+from streams.settings import Settings
 
 Scope = Literal["read", "metrics"]
 SCOPES: tuple[Scope, ...] = ("read", "metrics")
@@ -51,22 +53,39 @@ def config_entry(key: str, scopes: Iterable[str]) -> str:
     return "+".join(scopes) + ":" + hash_key(key)
 
 
-def parse_keys(config: str) -> list[ApiKey]:
-    """Keys from STREAMGAUGE_API_KEYS; an entry is never echoed (it might be a pasted key)."""
+def configured_keys(settings: Settings) -> list[ApiKey]:
+    """STREAMGAUGE_API_KEYS and the entries of STREAMGAUGE_API_KEYS_FILE, if set."""
+    keys = parse_keys(settings.api_keys)
+    if settings.api_keys_file:
+        path = Path(settings.api_keys_file)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise UserError(
+                f"STREAMGAUGE_API_KEYS_FILE {path} cannot be read ({error.strerror}); make it "
+                "with `streamgauge api hash-key --keep-in DIR` or unset the setting."
+            ) from None
+        lines = (line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        keys += parse_keys(",".join(lines), f"{path}:")
+    return keys
+
+
+def parse_keys(config: str, source: str = "STREAMGAUGE_API_KEYS") -> list[ApiKey]:
+    """Keys from ``config``; an entry is never echoed (it might be a pasted key)."""
     keys = []
     entries = [entry.strip() for entry in config.split(",") if entry.strip()]
     for number, entry in enumerate(entries, 1):
         scopes_text, _, digest = entry.rpartition(":")
         if not scopes_text or _HEX_DIGEST.fullmatch(digest.lower()) is None:
             raise UserError(
-                f"STREAMGAUGE_API_KEYS entry {number} is not `scope1+scope2:sha256hex` "
+                f"{source} entry {number} is not `scope1+scope2:sha256hex` "
                 "(64 hex digits); `streamgauge api hash-key` prints a new key and its entry."
             )
         scopes = frozenset(scopes_text.split("+"))
         unknown = sorted(scopes - set(SCOPES))
         if unknown:
             raise UserError(
-                f"STREAMGAUGE_API_KEYS entry {number} has an unknown scope {unknown[0]!r}; "
+                f"{source} entry {number} has an unknown scope {unknown[0]!r}; "
                 f"scopes are {', '.join(SCOPES)}."
             )
         keys.append(ApiKey(scopes, bytes.fromhex(digest)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from streams.errors import UserError
@@ -43,35 +44,77 @@ def register(subparsers: Any) -> None:
     hash_key.add_argument(
         "--stdin", action="store_true", help="hash the key read from stdin instead of a new one"
     )
+    hash_key.add_argument(
+        "--keep-in",
+        type=Path,
+        metavar="DIR",
+        help="make the key once: write it to DIR/key and its entry to DIR/entries (for "
+        "STREAMGAUGE_API_KEYS_FILE); when DIR/key exists, use that key",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "hash-key":
+        if args.keep_in is not None:
+            return keep_key(args.scopes, args.keep_in)
         return print_key(args.scopes, sys.stdin.readline().strip() if args.stdin else None)
     from api.app import run as serve  # the API's imports stay out of the other commands
+    from api.auth import configured_keys
 
     settings = Settings.from_env(api_host=args.host, api_port=args.port, api_auth=args.auth)
-    if settings.api_auth and not settings.api_keys.strip():
+    if settings.api_auth and not configured_keys(settings):
         raise UserError(
-            "no API keys: set STREAMGAUGE_API_KEYS (entries from `streamgauge api hash-key`), "
-            "or start with --no-auth (STREAMGAUGE_API_AUTH=false) to serve without "
-            "authentication."
+            "no API keys: set STREAMGAUGE_API_KEYS (entries from `streamgauge api hash-key`) "
+            "or STREAMGAUGE_API_KEYS_FILE, or start with --no-auth (STREAMGAUGE_API_AUTH=false) "
+            "to serve without authentication."
         )
     serve(settings, settings.api_host, settings.api_port)
     return 0
 
 
-def print_key(scopes: str, key: str | None) -> int:
-    """A new key and its entry; or, for a key given on stdin, its entry only."""
-    from api.auth import SCOPES, config_entry, new_key
+def keep_key(scopes: str, directory: Path) -> int:
+    """The key of ``directory``, made on the first call; readable by the stack that shares it."""
+    from api.auth import config_entry, new_key
 
-    if key == "":
-        raise UserError("no key on stdin.")
+    key_file = directory / "key"
+    try:
+        key = key_file.read_text().strip() if key_file.exists() else ""
+        made = not key
+        if made:
+            key = new_key()
+            for name, text in (("entries", config_entry(key, _scopes(scopes))), ("key", key)):
+                partial = directory / f".{name}.partial"
+                partial.write_text(text + "\n")
+                partial.chmod(0o644)  # the API's and Prometheus's users differ
+                partial.replace(directory / name)  # the key last: it marks the pair complete
+    except OSError as error:
+        raise UserError(f"--keep-in {directory}: {error.strerror}.") from None
+    print(f"{'made' if made else 'kept'} the API key in {key_file} ({scopes})")
+    print(f"key:   {key}")
+    print(
+        f"Clients send `Authorization: Bearer <key>`; STREAMGAUGE_API_KEYS_FILE={directory}/entries"
+    )
+    return 0
+
+
+def _scopes(scopes: str) -> list[str]:
+    from api.auth import SCOPES
+
     entry_scopes = scopes.split("+")
     unknown = sorted(set(entry_scopes) - set(SCOPES))
     if unknown:
         raise UserError(f"--scopes: no scope {unknown[0]!r}; scopes are {', '.join(SCOPES)}.")
+    return entry_scopes
+
+
+def print_key(scopes: str, key: str | None) -> int:
+    """A new key and its entry; or, for a key given on stdin, its entry only."""
+    from api.auth import config_entry, new_key
+
+    if key == "":
+        raise UserError("no key on stdin.")
+    entry_scopes = _scopes(scopes)
     if key is None:
         key = new_key()
         print(f"key:   {key}")

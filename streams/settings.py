@@ -105,6 +105,15 @@ class Settings:
     clickhouse_port: int = _setting(8123, "ClickHouse HTTP port.")
     clickhouse_user: str = _setting("default", "ClickHouse user.")
     clickhouse_password: str = _secret("", "ClickHouse password.")
+    clickhouse_migrate_password: str = _secret(
+        "", "`migrate users`: the password of user streamgauge_migrate (unset: no such user)."
+    )
+    clickhouse_ingest_password: str = _secret(
+        "", "`migrate users`: the password of user streamgauge_ingest (unset: no such user)."
+    )
+    clickhouse_api_password: str = _secret(
+        "", "`migrate users`: the password of user streamgauge_api (unset: no such user)."
+    )
     clickhouse_database: str = _setting("streamgauge", "ClickHouse database of the tables.")
     clickhouse_secure: bool = _setting(False, "Use HTTPS to reach ClickHouse.")
     clickhouse_ca_file: str = _setting(
@@ -188,6 +197,11 @@ class Settings:
     api_port: int = _setting(8080, "Read API port.")
     api_keys: str = _setting(
         "", "Comma-separated API keys as `scope1+scope2:sha256hex` (`streamgauge api hash-key`)."
+    )
+    api_keys_file: str = _setting(
+        "",
+        "A file of further key entries, one per line (a mounted Secret; "
+        "`streamgauge api hash-key --keep-in DIR` writes DIR/entries).",
     )
     api_auth: bool = _setting(
         True,

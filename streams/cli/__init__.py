@@ -40,6 +40,7 @@ EXAMPLES = {
         "streamgauge migrate check",
         "streamgauge migrate check --on-target   # the local stack: load it, no staging",
         "streamgauge migrate up",
+        "streamgauge migrate users --print   # the roles' SQL, for an administrator",
     ],
     "api": ["streamgauge api --port 8080", "streamgauge api hash-key"],
     "lag-exporter": [

@@ -1,4 +1,5 @@
-"""``streamgauge migrate status|plan|up|unlock|check``: versioned ClickHouse migrations."""
+"""``streamgauge migrate status|plan|up|unlock|check|users``: versioned ClickHouse migrations,
+and the users of each role."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from streams.migrations import users
 from streams.migrations.files import first_line, load
 from streams.migrations.gate.check import CheckOptions, check
 from streams.migrations.render import Renderer
@@ -29,6 +31,20 @@ the read API's and analysts' queries) runs on both, interleaved, in several roun
 before/after/ratio table, writes it as JSON, and exits 1 when a figure regressed beyond the
 threshold (rows read, parts and rows written per insert need no noise allowance; timings must
 be worse in every round and by more than their spread), 0 otherwise. Needs no TTY."""
+
+
+_USERS = """\
+Create the roles of docs/clickhouse-users.md (migrate, ingest, api, analyst: grants, settings
+profiles, quotas) and a user for each component whose password is set:
+STREAMGAUGE_CLICKHOUSE_MIGRATE_PASSWORD (user streamgauge_migrate), _INGEST_PASSWORD
+(streamgauge_ingest, the workers), _API_PASSWORD (streamgauge_api, the read API). Runs as
+STREAMGAUGE_CLICKHOUSE_USER, which needs access_management. Idempotent: what exists is kept,
+but a user's password follows its setting.
+
+example:
+  STREAMGAUGE_CLICKHOUSE_USER=admin STREAMGAUGE_CLICKHOUSE_PASSWORD=... \\
+  STREAMGAUGE_CLICKHOUSE_INGEST_PASSWORD=... STREAMGAUGE_CLICKHOUSE_API_PASSWORD=... \\
+      streamgauge migrate users"""
 
 
 def register(subparsers: Any) -> None:
@@ -61,6 +77,18 @@ def register(subparsers: Any) -> None:
         help="wait this long for another runner's lock (STREAMGAUGE_MIGRATIONS_LOCK_WAIT_SECONDS)",
     )
     actions.add_parser("unlock", help="clear the migration lock, showing who held it and since")
+    users = actions.add_parser(
+        "users",
+        help="create the roles and a ClickHouse user per component (as an administrator)",
+        description=_USERS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    users.add_argument(
+        "--print",
+        dest="print_sql",
+        action="store_true",
+        help="print the SQL, with placeholders for the passwords, instead of running it",
+    )
     gate = actions.add_parser(
         "check",
         help="the staging gate: exit 1 if pending migrations make ingestion or queries slower",
@@ -68,6 +96,11 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _check_arguments(gate)
+    users.add_argument(
+        "--database",
+        metavar="NAME",
+        help="the database granted on (STREAMGAUGE_CLICKHOUSE_DATABASE)",
+    )
     for action in (status, plan, up, actions.choices["unlock"], gate):
         _common_arguments(action)
     parser.set_defaults(handler=run)
@@ -127,9 +160,9 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
-        "migrations_dir": args.dir,
+        "migrations_dir": getattr(args, "dir", None),
         "clickhouse_database": args.database,
-        "clickhouse_cluster": args.cluster,
+        "clickhouse_cluster": getattr(args, "cluster", None),
         "migrations_lock_wait_seconds": getattr(args, "lock_wait", None),
         "migrations_check_report": getattr(args, "report", None),
         "migrations_check_threshold": getattr(args, "threshold", None),
@@ -154,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         return print_plan(Renderer(settings.clickhouse_cluster), everything)
     if args.action == "check":
         return check(settings, CheckOptions(keep_staging=args.keep_staging))
+    if args.action == "users":
+        return print_users(settings) if args.print_sql else create_users(settings)
     runner = Runner(settings)
     if args.action == "up":
         runner.up(settings.migrations_lock_wait_seconds, break_lock=args.break_lock)
@@ -165,6 +200,27 @@ def run(args: argparse.Namespace) -> int:
         return print_plan(runner.renderer, todo)
     else:
         return print_status(runner)
+    return 0
+
+
+def print_users(settings: Settings) -> int:
+    for statement in users.statements(settings, placeholders=True):
+        print(statement + ";")
+    return 0
+
+
+def create_users(settings: Settings) -> int:
+    made = users.create(settings)
+    print(
+        f"roles of database {settings.clickhouse_database}: "
+        + ", ".join(user.role for user in users.USERS)
+        + ", streamgauge_analyst_role"
+    )
+    for user in made:
+        print(f"user {user.name}: {user.role}")
+    missing = [user.variable for user in users.USERS if user not in made]
+    if missing:
+        print("no user for " + ", ".join(missing) + " (unset)")
     return 0
 
 

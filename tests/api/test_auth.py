@@ -6,11 +6,20 @@ import dataclasses
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from api.app import create_app
-from api.auth import KEYRING, KeyRing, config_entry, hash_key, new_key, parse_keys
+from api.auth import (
+    KEYRING,
+    KeyRing,
+    config_entry,
+    configured_keys,
+    hash_key,
+    new_key,
+    parse_keys,
+)
 from devstack.mainjob import api_key
 from streams.cli import main
 from streams.errors import UserError
@@ -77,15 +86,47 @@ def test_without_keys_the_api_refuses_to_start_unless_told_no_auth(
 ) -> None:
     monkeypatch.delenv("STREAMGAUGE_API_KEYS", raising=False)
     monkeypatch.delenv("STREAMGAUGE_API_AUTH", raising=False)
+    monkeypatch.delenv("STREAMGAUGE_API_KEYS_FILE", raising=False)
     assert main(["api", "--port", "1"]) == 1
     assert capsys.readouterr().err == (
         "streamgauge api: no API keys: set STREAMGAUGE_API_KEYS (entries from `streamgauge api "
-        "hash-key`), or start with --no-auth (STREAMGAUGE_API_AUTH=false) to serve without "
-        "authentication.\n"
+        "hash-key`) or STREAMGAUGE_API_KEYS_FILE, or start with --no-auth "
+        "(STREAMGAUGE_API_AUTH=false) to serve without authentication.\n"
     )
     assert not create_app(Settings(api_keys=f"read:{'1' * 64}", api_auth=False))[KEYRING].enabled, (
         "--no-auth serves without keys even when some are set"
     )
+
+
+def test_a_kept_key_is_made_once_and_served_from_its_entries_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(2):  # compose's init-api-key runs on every `up`
+        assert (
+            main(["api", "hash-key", "--scopes", "read+metrics", "--keep-in", str(tmp_path)]) == 0
+        )
+    first, second = (
+        line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("key:")
+    )
+    assert first == second == (tmp_path / "key").read_text().strip()
+    keyring = create_app(Settings(api_keys_file=str(tmp_path / "entries")))[KEYRING]
+    assert keyring.allows(f"Bearer {first}", "read")
+    assert keyring.allows(f"Bearer {first}", "metrics")
+    assert not keyring.allows(f"Bearer {new_key()}", "read")
+    both = Settings(
+        api_keys=config_entry("other", ["read"]), api_keys_file=str(tmp_path / "entries")
+    )
+    assert len(configured_keys(both)) == 2
+
+
+def test_a_keys_file_that_is_missing_or_wrong_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"STREAMGAUGE_API_KEYS_FILE .* cannot be read"):
+        configured_keys(Settings(api_keys_file=str(tmp_path / "absent")))
+    (tmp_path / "entries").write_text(f"# made by hand\nread:{'1' * 64}\nsgk_a-pasted-key\n")
+    with pytest.raises(UserError) as error:
+        configured_keys(Settings(api_keys_file=str(tmp_path / "entries")))
+    assert f"{tmp_path / 'entries'}: entry 2" in str(error.value)
+    assert "pasted" not in str(error.value)
 
 
 def test_make_run_hands_out_a_key_its_api_accepts() -> None:

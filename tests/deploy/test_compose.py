@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from streams.migrations.users import USERS
 from tests.deploy.support import (
     ALERTS,
     REPO,
@@ -69,10 +70,13 @@ def test_what_others_wait_for_is_ready_first() -> None:
                 assert "healthcheck" in target, f"{dependency} has no health check"
 
 
-def test_workers_wait_for_topics_and_migrations() -> None:
-    depends = services()["worker"]["depends_on"]
+def test_workers_wait_for_topics_migrations_and_their_user() -> None:
+    all_services = services()
+    depends = all_services["worker"]["depends_on"]
     assert depends["init-topics"]["condition"] == "service_completed_successfully"
-    assert depends["init-migrations"]["condition"] == "service_completed_successfully"
+    assert depends["init-users"]["condition"] == "service_completed_successfully"
+    users_after = all_services["init-users"]["depends_on"]
+    assert users_after["init-migrations"]["condition"] == "service_completed_successfully"
 
 
 def test_workers_scale_by_containers_of_one_process() -> None:
@@ -84,9 +88,8 @@ def test_workers_scale_by_containers_of_one_process() -> None:
 
 def test_streamgauge_services_run_streamgauge_commands() -> None:
     commands = {name: s["command"] for name, s in services().items() if ours(s)}
-    assert {"init-topics", "init-migrations", "worker", "api", "lag-exporter", "simulator"} <= set(
-        commands
-    )
+    every = {"init-topics", "init-migrations", "init-users", "init-api-key", "worker", "api"}
+    assert every | {"lag-exporter", "simulator"} <= set(commands)
     problems = [check_command(argv) for argv in commands.values()]
     assert not [p for p in problems if p], problems
 
@@ -105,11 +108,57 @@ def test_clickhouse_has_a_password_user_not_the_default() -> None:
     clickhouse = services()["clickhouse"]["environment"]
     assert clickhouse["CLICKHOUSE_USER"] != "default"
     assert clickhouse["CLICKHOUSE_PASSWORD"]
-    for service in services().values():
-        if ours(service):
-            env = service["environment"]
-            assert env["STREAMGAUGE_CLICKHOUSE_USER"] == clickhouse["CLICKHOUSE_USER"]
-            assert env["STREAMGAUGE_CLICKHOUSE_PASSWORD"] == clickhouse["CLICKHOUSE_PASSWORD"]
+    assert str(clickhouse["CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT"]) == "1", "init-users needs it"
+
+
+def test_workers_and_api_use_their_own_users_made_by_init_users() -> None:
+    all_services = services()
+    admin = all_services["clickhouse"]["environment"]
+    made = all_services["init-users"]["environment"]
+    assert all_services["init-users"]["command"] == ["migrate", "users"]
+    own = {"worker": "streamgauge_ingest", "api": "streamgauge_api"}
+    for name, service in all_services.items():
+        if not ours(service):
+            continue
+        env = service["environment"]
+        user = env.get("STREAMGAUGE_CLICKHOUSE_USER")
+        password = env.get("STREAMGAUGE_CLICKHOUSE_PASSWORD")
+        if name in own:
+            role = {user.name: user for user in USERS}[own[name]]
+            assert user == role.name, name
+            assert password == made[role.variable], f"{name}: not the password init-users set"
+            assert password != admin["CLICKHOUSE_PASSWORD"]
+        elif name in ("init-migrations", "init-users"):
+            assert (user, password) == (admin["CLICKHOUSE_USER"], admin["CLICKHOUSE_PASSWORD"])
+        else:
+            assert password is None, f"{name} needs no ClickHouse password"
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Named volume -> where the service mounts it."""
+    return {
+        volume.split(":")[0]: volume.split(":")[1]
+        for volume in service.get("volumes", [])
+        if isinstance(volume, str) and not volume.startswith(("/", "."))
+    }
+
+
+def test_the_api_requires_the_key_init_api_key_makes_and_prometheus_scrapes_with_it() -> None:
+    all_services = services()
+    api, maker = all_services["api"], all_services["init-api-key"]
+    assert api["environment"].get("STREAMGAUGE_API_AUTH", "true") != "false"
+    assert api["depends_on"]["init-api-key"]["condition"] == "service_completed_successfully"
+    kept_in = maker["command"][maker["command"].index("--keep-in") + 1]
+    volume = next(name for name, path in _mounts(maker).items() if path == kept_in)
+    assert f"{_mounts(api)[volume]}/entries" == api["environment"]["STREAMGAUGE_API_KEYS_FILE"]
+    assert "read+metrics" in maker["command"]
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "api"]
+    prometheus_mount = _mounts(all_services["prometheus"])[volume].removesuffix(":ro")
+    assert job["authorization"]["credentials_file"] == f"{prometheus_mount}/key"
+    # the named volume starts owned by the image's user, who writes the key
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert f"install --directory --owner 10001 --group 10001 {kept_in}" in dockerfile
 
 
 def test_the_simulator_runs_only_with_its_profile() -> None:
@@ -143,6 +192,10 @@ def test_prometheus_config_loads(tmp_path: Path) -> None:
     assert shutil.which("promtool"), "no promtool: run scripts/ensure-tools.sh"
     config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     config["rule_files"] = [str(ALERTS)]
+    (tmp_path / "key").write_text("sgk_test\n")
+    for job in config["scrape_configs"]:
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(tmp_path / "key")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     done = subprocess.run(
         ["promtool", "check", "config", tmp_path / "prometheus.yml"],
