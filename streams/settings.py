@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from streams.errors import UserError
+from streams.logrepeats import quiet_repeats
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shipped Avro schemas and ClickHouse migrations: package data (streams/schemas is a link to
@@ -326,7 +327,7 @@ class Settings:
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka client properties shared by every Kafka client the project creates."""
         config: dict[str, Any] = {
-            "logger": logging.getLogger("streams.kafka"),
+            "logger": quiet_repeats(logging.getLogger("streams.kafka")),
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
         }
