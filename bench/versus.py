@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
@@ -43,7 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench._results import write
 from devstack.clickhouse_local import LocalClickHouse
-from devstack.daemon import child_pids
+from devstack.daemon import Daemon, child_pids
 from streams import migrations, simulator, topics
 from streams.clickhouse import sync_client
 from streams.codec import load_versions
@@ -51,6 +51,7 @@ from streams.producer import MeasurementProducer
 from streams.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+INSERT_SECONDS = "streamgauge_insert_duration_seconds"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +157,12 @@ def clickhouse_pid(settings: Settings) -> int | None:
     if pid is None:
         print("  (ClickHouse is not the local stack's: its CPU is not measured)")
     return pid
+
+
+def kafka_pid(settings: Settings) -> int | None:
+    """The local single broker's pid (its CPU is measured at half load), or None."""
+    host, _, port = settings.kafka_bootstrap_servers.partition(":")
+    return Daemon("kafka", host, int(port or 9092), settings.devstack_dir / "kafka").pid()
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -323,9 +330,25 @@ def workers(settings: Settings, run: Run, server: int | None) -> None:
 def worker_counters(settings: Settings, run: Run) -> dict[str, float]:
     """Messages the workers polled per message stored (1.0: none taken twice) and their
     back-pressure halts, from each process's /metrics."""
-    totals = {"streamgauge_messages_consumed_total": 0.0, "streamgauge_partition_halts_total": 0.0}
+    totals = scrape(
+        settings,
+        run.parallelism,
+        ["streamgauge_messages_consumed_total", "streamgauge_partition_halts_total"],
+    )
+    if not totals:
+        return {}
+    messages = run.readings / run.per_message
+    return {
+        "polled_per_message": round(totals["streamgauge_messages_consumed_total"] / messages, 3),
+        "halts": int(totals["streamgauge_partition_halts_total"]),
+    }
+
+
+def scrape(settings: Settings, processes: int, names: list[str]) -> dict[str, float]:
+    """The named samples summed over the worker processes' /metrics; {} if one is not up."""
+    totals = dict.fromkeys(names, 0.0)
     host, port = settings.worker_metrics_host, settings.worker_metrics_port
-    for index in range(run.parallelism):
+    for index in range(processes):
         url = f"http://{host}:{port + index}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
@@ -336,11 +359,35 @@ def worker_counters(settings: Settings, run: Run) -> dict[str, float]:
             for sample in family.samples:
                 if sample.name in totals:
                     totals[sample.name] += sample.value
-    messages = run.readings / run.per_message
+    return totals
+
+
+def scrape_buckets(settings: Settings, name: str) -> dict[float, float]:
+    """One worker process's histogram ``name``: upper bound -> cumulative count."""
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
     return {
-        "polled_per_message": round(totals["streamgauge_messages_consumed_total"] / messages, 3),
-        "halts": int(totals["streamgauge_partition_halts_total"]),
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == f"{name}_bucket"
     }
+
+
+def bucket_quantile(q: float, buckets: dict[float, float]) -> float:
+    """Prometheus's histogram_quantile: linear within the bucket the rank falls in."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    rank, below, lower = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return lower
+            inside = buckets[bound] - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 0)
+        below, lower = buckets[bound], bound
+    return lower
 
 
 def python(settings: Settings, run: Run, server: int | None) -> None:
@@ -424,6 +471,13 @@ def half_load(
     worker = start_workers(target, 1)
     try:
         time.sleep(5)  # the group forms
+        who: dict[str, Callable[[], list[int]]] = {
+            "fleet": lambda: [os.getpid()],
+            "workers": lambda: [worker.pid, *child_pids(worker.pid)],
+            "clickhouse": lambda: [pid for pid in [clickhouse_pid(target)] if pid],
+            "kafka": lambda: [pid for pid in [kafka_pid(target)] if pid],
+        }
+        before = {name: cpu_seconds(pids()) for name, pids in who.items()}
         start = time.monotonic()
         sent = 0
         while sent < len(payloads):
@@ -434,13 +488,29 @@ def half_load(
             time.sleep(0.002)
         producer.flush()
         took = time.monotonic() - start
-        latencies = send_to_stored(target, len(payloads))
+        cores = {
+            name: round((cpu_seconds(pids()) - before[name]) / took, 2)
+            for name, pids in who.items()
+        }
+        arrivals = send_to_stored(target, len(payloads))
+        insert = scrape(target, 1, [f"{INSERT_SECONDS}_sum", f"{INSERT_SECONDS}_count"])
+        acknowledged = scrape_buckets(target, "streamgauge_send_to_stored_seconds")
     finally:
         stop(worker)
         migrations.drop(target)
         delete_topics(target)
-    latencies.sort()
-    p50, p99 = (latencies[int(q * (len(latencies) - 1))] for q in (0.5, 0.99))
+    latencies = sorted(stored - sent for sent, stored in arrivals.values())
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    parts = inserts(arrivals)
+    if insert.get(f"{INSERT_SECONDS}_count"):
+        mean = insert[f"{INSERT_SECONDS}_sum"] / insert[f"{INSERT_SECONDS}_count"]
+        parts["insert_mean_ms"] = round(mean * 1000)
+    ack = {
+        "batches": acknowledged[float("inf")],
+        "p50_ms": round(bucket_quantile(0.5, acknowledged) * 1000),
+        "p99_ms": round(bucket_quantile(0.99, acknowledged) * 1000),
+        "within_1s": round(acknowledged[1.0] / acknowledged[float("inf")], 4),
+    }
     figure = {
         "rate_messages_per_second": round(rate),
         "sent_messages_per_second": round(len(payloads) / took),
@@ -449,16 +519,58 @@ def half_load(
         "p50_ms": p50,
         "p99_ms": p99,
         "max_ms": latencies[-1],
+        "inserts": parts,
+        "cores_while_sending": cores,
+        "acknowledged": ack,
     }
     print(
         f"half load ({rate:,.0f} msg/s for {seconds:.0f} s, sent at {len(payloads) / took:,.0f}): "
-        f"send → stored p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms"
+        f"send → stored p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms; "
+        f"send → acknowledged, each batch's first message (the workers' histogram): p50 "
+        f"~{ack['p50_ms']} ms, p99 ~{ack['p99_ms']} ms, {ack['within_1s']:.1%} within 1 s"
+    )
+    print(
+        f"  {parts['count']:,} inserts, {parts['messages_p50']:,} messages each (p50); a batch "
+        f"gathers for p50 {parts['gather_p50_ms']} / p99 {parts['gather_p99_ms']} ms (its "
+        f"first to its last message's send), then its last message is stored after p50 "
+        f"{parts['after_p50_ms']} / p99 {parts['after_p99_ms']} ms (fetch, queue, insert); "
+        f"an insert takes {parts.get('insert_mean_ms', '?')} ms on average, request to "
+        "acknowledgement (stored_at is set as ClickHouse starts it)"
+    )
+    print(
+        f"  cores busy while sending, of {os.cpu_count()}: "
+        + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
     )
     return figure
 
 
-def send_to_stored(settings: Settings, messages: int, timeout: float = 120) -> list[int]:
-    """Milliseconds from each message's Kafka timestamp to its rows' insert, once all stored."""
+def percentile(ordered: list[int], q: float) -> int:
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def inserts(arrivals: dict[tuple[int, int], tuple[int, int]]) -> dict[str, int]:
+    """Where the half-load latency goes, per insert (the messages of one partition stored at
+    the same instant): how long the batch gathered, and how long its newest message waited."""
+    batches: dict[tuple[int, int], list[int]] = {}
+    for (partition, _offset), (sent, stored) in arrivals.items():
+        batches.setdefault((partition, stored), []).append(sent)
+    gather = sorted(max(sents) - min(sents) for sents in batches.values())
+    after = sorted(stored - max(sents) for (_, stored), sents in batches.items())
+    sizes = sorted(len(sents) for sents in batches.values())
+    return {
+        "count": len(batches),
+        "messages_p50": percentile(sizes, 0.5),
+        "gather_p50_ms": percentile(gather, 0.5),
+        "gather_p99_ms": percentile(gather, 0.99),
+        "after_p50_ms": percentile(after, 0.5),
+        "after_p99_ms": percentile(after, 0.99),
+    }
+
+
+def send_to_stored(
+    settings: Settings, messages: int, timeout: float = 120
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """(partition, offset) -> (Kafka timestamp, its rows' insert), in ms, once all stored."""
     client = sync_client(settings)
     query = (
         "SELECT source_partition, source_offset, toUnixTimestamp64Milli(min(stored_at)) "
@@ -479,20 +591,21 @@ def send_to_stored(settings: Settings, messages: int, timeout: float = 120) -> l
         }
     )
     consumer.subscribe([settings.topic])
-    latencies: list[int] = []
+    arrivals: dict[tuple[int, int], tuple[int, int]] = {}
     seen = 0
     try:
         while seen < messages and time.monotonic() < deadline + 60:
             for message in consumer.consume(5000, 1.0):
                 seen += 1
-                when = stored.get((message.partition(), message.offset()))  # type: ignore[arg-type]
+                where = (cast(int, message.partition()), cast(int, message.offset()))
+                when = stored.get(where)
                 if when is not None:
-                    latencies.append(when - message.timestamp()[1])
+                    arrivals[where] = (message.timestamp()[1], when)
     finally:
         consumer.close()
-    if len(latencies) < messages:
-        raise SystemExit(f"half load: {len(latencies)} of {messages} messages stored in time")
-    return latencies
+    if len(arrivals) < messages:
+        raise SystemExit(f"half load: {len(arrivals)} of {messages} messages stored in time")
+    return arrivals
 
 
 if __name__ == "__main__":

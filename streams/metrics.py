@@ -37,6 +37,7 @@ MetricName = Literal[
     "streamgauge_batch_bytes",  # message bytes per inserted batch
     "streamgauge_insert_duration_seconds",  # one insert attempt, request to acknowledgement
     "streamgauge_end_to_end_delay_seconds",  # event time of a batch's oldest reading to stored
+    "streamgauge_send_to_stored_seconds",  # Kafka timestamp of a batch's first message to stored
     "streamgauge_batches_in_flight",  # batches between intent commit and final commit
     "streamgauge_clickhouse_errors_total",  # failed insert attempts, by kind
     "streamgauge_rebalances_total",  # partition assignments and revocations, by kind
@@ -168,6 +169,12 @@ CATALOGUE: dict[MetricName, Spec] = {
             "streamgauge_end_to_end_delay_seconds",
             "histogram",
             "Delay from the event time of a batch's oldest reading to its acknowledgement.",
+        ),
+        Spec(
+            "streamgauge_send_to_stored_seconds",
+            "histogram",
+            "Delay from the Kafka timestamp (the producer's send) of a batch's first message to "
+            "ClickHouse's acknowledgement of the batch: how long sent data takes to be queryable.",
         ),
         Spec(
             "streamgauge_batches_in_flight",

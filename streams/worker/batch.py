@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from streams.codec import Record
 from streams.reasons import Rejection
@@ -62,6 +62,14 @@ class Batch:
     unsure: list[int] = field(default_factory=list)
     letters: list[tuple[Message, Rejection]] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)  # offsets of resends (no rows)
+
+    def first_sent_ms(self) -> int | None:
+        """The Kafka timestamp of the first stored message, if it has one."""
+        first = self.raw[0] if self.raw else None
+        if first is None:
+            return None
+        kind, stamp = first.timestamp()
+        return stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
 
     @property
     def token(self) -> str:

@@ -78,11 +78,11 @@ class DeadLetterSink(Protocol):
 class Limits:
     """When a batch flushes, and how much one process may hold.
 
-    A batch flushes when it is full (rows or bytes), or when its partition is caught up and
-    the batch is ``linger_seconds`` old. Under a backlog the partition is never caught up, so
-    batches grow to the caps (a slow database gets fewer, bigger inserts); caught up, they stay
-    small and fresh. ``max_seconds`` bounds the age when the partition's end is unknown. The
-    caps hold per message: a batch is at most one message past them.
+    A batch flushes when it is full (rows or bytes), or when it is ``linger_seconds`` old and
+    its partition is live: no more messages wait behind it than it holds. Under a backlog
+    batches grow to the caps (a slow database gets fewer, bigger inserts); live, they stay
+    small and fresh. ``max_seconds`` bounds the age in any case. The caps hold per message: a
+    batch is at most one message past them.
     """
 
     max_rows: int
@@ -294,7 +294,13 @@ class Ingest:
         high = self.source.high_watermark(partition.number)
         if high is None:
             return age >= self.limits.max_seconds
-        return batch.last_offset + 1 >= high
+        # Live: no more messages wait behind the batch than it holds. Devices sending all the
+        # time keep the high watermark a little ahead of any poll (librdkafka fetches
+        # meanwhile, polls queue for the agent), so "at the very end" would rarely hold and
+        # batches would wait for a quiet moment; a backlog is many batches long.
+        waiting = high - (batch.last_offset + 1)
+        taken = batch.last_offset + 1 - batch.first_offset
+        return age >= self.limits.max_seconds or waiting <= taken
 
     def _is_full(self, batch: Batch) -> bool:
         return batch.rows >= self.limits.max_rows or batch.size_bytes >= self.limits.max_bytes
@@ -434,7 +440,9 @@ class Ingest:
                 delivery.cancel()
                 raise
             await delivery
-            self.metrics.batch_stored(batch.rows, batch.size_bytes, batch.oldest_event_ms)
+            self.metrics.batch_stored(
+                batch.rows, batch.size_bytes, batch.oldest_event_ms, batch.first_sent_ms()
+            )
         else:
             await self.dead_letters.deliver(letters)
         batch.letters = []  # delivered: a retry of this batch's commit sends none again

@@ -50,6 +50,21 @@ _BUCKETS: dict[MetricName, tuple[float, ...]] = {
         30,
         60,
     ),
+    "streamgauge_send_to_stored_seconds": (
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        0.75,
+        1,
+        1.5,
+        2,
+        5,
+        10,
+        30,
+        60,
+        300,
+    ),
     "streamgauge_end_to_end_delay_seconds": (
         0.25,
         0.5,
@@ -94,6 +109,11 @@ class WorkerMetrics:
             "streamgauge_end_to_end_delay_seconds",
             _BUCKETS["streamgauge_end_to_end_delay_seconds"],
         )
+        self.send_to_stored = histogram(
+            registry,
+            "streamgauge_send_to_stored_seconds",
+            _BUCKETS["streamgauge_send_to_stored_seconds"],
+        )
         self.in_flight = gauge(registry, "streamgauge_batches_in_flight")
         self._errors = counter(registry, "streamgauge_clickhouse_errors_total")
         self._rebalances = counter(registry, "streamgauge_rebalances_total")
@@ -128,12 +148,19 @@ class WorkerMetrics:
     def rebalance(self, kind: str) -> None:
         self._rebalances.labels(kind).inc()
 
-    def batch_stored(self, rows: int, size_bytes: int, oldest_event_ms: int | None) -> None:
+    def batch_stored(
+        self, rows: int, size_bytes: int, oldest_event_ms: int | None, sent_ms: int | None = None
+    ) -> None:
+        """A batch acknowledged: its readings, size, oldest event time and first message's
+        Kafka timestamp (None where unknown)."""
+        now = time.time()
         self.stored.inc(rows)
         self.batch_rows.observe(rows)
         self.batch_bytes.observe(size_bytes)
         if oldest_event_ms is not None:
-            self.delay.observe(max(0.0, time.time() - oldest_event_ms / 1000))
+            self.delay.observe(max(0.0, now - oldest_event_ms / 1000))
+        if sent_ms is not None:
+            self.send_to_stored.observe(max(0.0, now - sent_ms / 1000))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -377,6 +377,22 @@ async def test_caught_up_batches_flush_after_linger_backlogged_ones_keep_filling
     assert inserted == ["m/0/0-2"], "only the caught-up partition flushes early"
 
 
+async def test_a_live_partition_flushes_after_linger_though_new_messages_keep_arriving() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, max_seconds=60.0)
+    sink.gate.set()
+    source = cast(FakeSource, ingest.source)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    # Partition 0: devices keep sending, librdkafka has fetched 2 more than this poll holds.
+    # Partition 1: a backlog many times its batch.
+    source.high = {0: 12, 1: 500}
+    ingest.submit([message(0, o) for o in range(10)] + [message(1, o) for o in range(10)])
+    await asyncio.sleep(0.3)
+    ingest.poll()
+    await settle()
+    inserted = [token for kind, token in log if kind == "insert"]
+    assert inserted == ["m/0/0-9"], "the live partition flushes at linger, the backlog waits"
+
+
 async def test_messages_polled_before_a_reassignment_do_not_enter_the_new_batches() -> None:
     ingest, _, sink, _ = make_ingest(max_rows=1000)
     sink.gate.set()

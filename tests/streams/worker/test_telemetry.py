@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 from streams.metrics import CATALOGUE
 from streams.worker.telemetry import WorkerMetrics
@@ -16,6 +17,7 @@ WORKER_METRICS = [
     "streamgauge_batch_bytes",
     "streamgauge_insert_duration_seconds",
     "streamgauge_end_to_end_delay_seconds",
+    "streamgauge_send_to_stored_seconds",
     "streamgauge_batches_in_flight",
     "streamgauge_clickhouse_errors_total",
     "streamgauge_rebalances_total",
@@ -28,7 +30,7 @@ def test_the_exposition_passes_promtool_and_names_every_worker_metric() -> None:
     metrics = WorkerMetrics("measurements", 0)
     metrics.consumed.inc(10)
     metrics.dead_lettered("not_avro")
-    metrics.batch_stored(rows=400, size_bytes=9000, oldest_event_ms=1_795_670_400_000)
+    metrics.batch_stored(400, 9000, 1_795_670_400_000, int(time.time() * 1000) - 300)
     metrics.insert_duration.observe(0.12)
     metrics.clickhouse_error("code_252")
     metrics.rebalance("assigned")
@@ -47,3 +49,6 @@ def test_the_exposition_passes_promtool_and_names_every_worker_metric() -> None:
         'streamgauge_messages_dead_lettered_total{reason="invalid_seq",topic="measurements"} 0.0'
         in text
     )
+    # sent 300 ms before its acknowledgement
+    assert 'streamgauge_send_to_stored_seconds_bucket{le="0.25"} 0.0' in text
+    assert 'streamgauge_send_to_stored_seconds_bucket{le="0.5"} 1.0' in text
