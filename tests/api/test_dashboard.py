@@ -45,6 +45,10 @@ async def test_the_dashboard_renders_live_data_with_its_freshness(
             f"[...document.querySelectorAll('{charts}')].every(c => Number(c.dataset.points) > 0)"
         )
         await page.wait_for("document.getElementById('lag-legend').children.length > 0")
+        # the device's own freshness comes with its latest values, after the charts' data
+        await page.wait_for(
+            f"document.getElementById('device-freshness').textContent.startsWith('{FIRST_DEVICE}')"
+        )
         banner = await page.evaluate("document.getElementById('device-freshness').textContent")
         rows = await page.evaluate("document.querySelectorAll('#latest-table tbody tr').length")
         kept = await page.evaluate("sessionStorage.getItem('streamgauge.apiKey')")

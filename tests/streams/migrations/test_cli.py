@@ -20,7 +20,7 @@ def migrate_actions() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_action_and_flag_has_help() -> None:
     actions = migrate_actions()
-    assert set(actions) == {"status", "plan", "up", "unlock", "check"}
+    assert set(actions) == {"status", "plan", "up", "unlock", "check", "users"}
     for name, parser in actions.items():
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
