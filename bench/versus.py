@@ -344,15 +344,19 @@ def worker_counters(settings: Settings, run: Run) -> dict[str, float]:
     }
 
 
+def worker_metrics(settings: Settings, index: int) -> str:
+    """The /metrics text of worker process ``index``."""
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    with urllib.request.urlopen(f"http://{host}:{port + index}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def scrape(settings: Settings, processes: int, names: list[str]) -> dict[str, float]:
     """The named samples summed over the worker processes' /metrics; {} if one is not up."""
     totals = dict.fromkeys(names, 0.0)
-    host, port = settings.worker_metrics_host, settings.worker_metrics_port
     for index in range(processes):
-        url = f"http://{host}:{port + index}/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
+            text = worker_metrics(settings, index)
         except OSError:
             return {}
         for family in text_string_to_metric_families(text):
@@ -363,13 +367,10 @@ def scrape(settings: Settings, processes: int, names: list[str]) -> dict[str, fl
 
 
 def scrape_buckets(settings: Settings, name: str) -> dict[float, float]:
-    """One worker process's histogram ``name``: upper bound -> cumulative count."""
-    host, port = settings.worker_metrics_host, settings.worker_metrics_port
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    """The first worker process's histogram ``name``: upper bound -> cumulative count."""
     return {
         float(sample.labels["le"]): sample.value
-        for family in text_string_to_metric_families(text)
+        for family in text_string_to_metric_families(worker_metrics(settings, 0))
         for sample in family.samples
         if sample.name == f"{name}_bucket"
     }

@@ -7,7 +7,6 @@ _INGEST_PASSWORD, _API_PASSWORD), and its password follows the setting on every 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -15,7 +14,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.migrations.files import split_statements
-from streams.settings import SCHEMAS, Settings
+from streams.migrations.render import quote_identifier, quote_literal
+from streams.settings import SCHEMAS, Settings, env_name
 
 ROLES_SQL = SCHEMAS / "users" / "roles.sql"
 
@@ -28,7 +28,7 @@ class RoleUser:
 
     @property
     def variable(self) -> str:
-        return "STREAMGAUGE_" + self.setting.upper()
+        return env_name(self.setting)
 
 
 USERS = (
@@ -38,19 +38,9 @@ USERS = (
 )
 
 
-def literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def identifier(name: str) -> str:
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        return name
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
 def statements(settings: Settings, placeholders: bool = False) -> list[str]:
     """The roles, then each user whose password is set (every user, with ``placeholders``)."""
-    database = identifier(settings.clickhouse_database)
+    database = quote_identifier(settings.clickhouse_database)
     sql = [s.replace("{database}", database) for s in split_statements(ROLES_SQL.read_text())]
     for user in USERS:
         password = getattr(settings, user.setting)
@@ -60,8 +50,8 @@ def statements(settings: Settings, placeholders: bool = False) -> list[str]:
             continue
         sql += [
             f"CREATE USER IF NOT EXISTS {user.name} IDENTIFIED WITH sha256_password BY "
-            + literal(password),
-            f"ALTER USER {user.name} IDENTIFIED WITH sha256_password BY " + literal(password),
+            + quote_literal(password),
+            f"ALTER USER {user.name} IDENTIFIED WITH sha256_password BY " + quote_literal(password),
             f"GRANT {user.role} TO {user.name}",
         ]
     return sql
