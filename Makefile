@@ -38,8 +38,11 @@ tools:
 	scripts/ensure-helm.sh
 
 # The test session starts the local stack if it is not running and stops what it started.
+# Two processes share the tests (most of them wait on Kafka, ClickHouse and the clock); the
+# tests marked `serial` run afterwards, one at a time (pyproject.toml says which and why).
 pytest: $(STAMP) tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 -m "not serial and not extended"
+	$(BIN)/pytest -m "serial and not extended"
 
 test-slow: $(STAMP) tools
 	$(BIN)/pytest -m slow

@@ -4,14 +4,48 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from xdist.scheduler import LoadScopeScheduling
 
 from devstack import stack
 from streams import migrations, topics
 from streams.settings import Settings
 from tests.support.pipeline import migrate_up
+
+_STARTED = pytest.StashKey[list[str]]()
+
+
+def _parallel_controller(config: pytest.Config) -> bool:
+    """The process that hands tests to pytest-xdist's workers (``-n N``), not one of them."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``-n N``, the local stack starts once, before the workers, and stops after them:
+    each worker's ``local_stack`` then finds it running (and stops nothing)."""
+    if _parallel_controller(config):
+        config.stash[_STARTED] = stack.up(Settings.from_env(), lambda line: print(line))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    started = config.stash.get(_STARTED, [])
+    if started:
+        stack.down(Settings.from_env(), lambda line: print(line), only=started)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling:
+    """With ``-n N``, a test file's tests run on one worker (they share its fixtures: a server,
+    a broker, file order), and all of tests/cluster/ on one (their cluster has fixed ports)."""
+    return _ByFile(config, log)
+
+
+class _ByFile(LoadScopeScheduling):  # type: ignore[misc]  # pytest-xdist has no types
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return "tests/cluster/" if path.startswith("tests/cluster/") else path
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -68,6 +68,7 @@ def test_the_served_reference_is_this_one(api_process: ApiProcess) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # pytest-xdist would run one operation's subtest, not every one
 @schema.parametrize()
 @hypothesis.settings(max_examples=50, deadline=None)
 def test_every_answer_follows_the_reference(case: Case[Any], api_process: ApiProcess) -> None:
@@ -80,6 +81,7 @@ def test_every_answer_follows_the_reference(case: Case[Any], api_process: ApiPro
 
 
 @pytest.mark.integration
+@pytest.mark.serial
 def test_the_fuzzing_got_through_to_every_route(api_process: ApiProcess) -> None:
     """After the fuzzing above (file order): the key was sent, every route answered 200."""
     request = urllib.request.Request(

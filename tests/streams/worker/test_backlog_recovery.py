@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 WORKER_RSS_BOUND_MB = 1024
 
 
+@pytest.mark.serial  # its recovery ratio compares drain speeds: nothing else may run meanwhile
 def test_after_a_10x_slower_database_the_backlog_drains_at_full_speed(
     local_stack: Settings, tmp_path: Path
 ) -> None:
