@@ -17,18 +17,22 @@ and the ClickHouse server are reported separately. It prints a table with ratios
 bench/results/versus.json.
 
 ``--latency`` adds the half-load figure: the simulator sends at half the workers' measured rate
-for ``--latency-seconds`` while the workers run, and p50/p99 of ``stored_at - event_time`` (a
-device's send to the row being written) are read back from ``readings``.
+for ``--latency-seconds`` while the workers run. Per message, from its send (its Kafka
+timestamp): to ``stored_at`` (ClickHouse starting the insert), read back from ``readings``; and
+to queryable, bounded from above by the moment its partition's committed offset is seen past
+it (read every 20 ms: the acknowledgement, then the worker's commit, then up to 20 ms).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -52,6 +56,47 @@ from streams.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INSERT_SECONDS = "streamgauge_insert_duration_seconds"
+
+
+class Commits:
+    """The group's committed offsets, read every ``interval`` s in a thread: when each offset
+    was first passed. A message is queryable once its batch's insert is acknowledged, and its
+    partition's commit passes it a moment after that (the worker's final commit): the time it
+    is seen passed bounds its acknowledgement from above, by a commit and an interval."""
+
+    def __init__(self, settings: Settings, partitions: int, interval: float = 0.02) -> None:
+        self._consumer = Consumer({**settings.kafka_config(), "group.id": settings.consumer_group})
+        self._wanted = [TopicPartition(settings.topic, p) for p in range(partitions)]
+        self._interval = interval
+        self.seen: dict[int, list[tuple[int, int]]] = {p: [] for p in range(partitions)}
+        self._stop = threading.Event()
+        self._offsets: dict[int, list[int]] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                committed = self._consumer.committed(self._wanted, timeout=5)
+            except KafkaException:
+                continue
+            now_ms = int(time.time() * 1000)
+            for tp in committed:
+                marks = self.seen[tp.partition]
+                if tp.offset >= 0 and (not marks or tp.offset > marks[-1][1]):
+                    marks.append((now_ms, tp.offset))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+        self._offsets = {p: [offset for _, offset in marks] for p, marks in self.seen.items()}
+
+    def passed(self, partition: int, offset: int) -> int | None:
+        """When the commit was first seen past ``offset`` (ms), None if never (after stop)."""
+        index = bisect.bisect_right(self._offsets[partition], offset)
+        marks = self.seen[partition]
+        return marks[index][0] if index < len(marks) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -470,6 +515,7 @@ def half_load(
             (device.device_id.encode(), producer.encoders[device.version].encode(record))
         )
     worker = start_workers(target, 1)
+    commits = Commits(target, target.topic_partitions)
     try:
         time.sleep(5)  # the group forms
         who: dict[str, Callable[[], list[int]]] = {
@@ -496,12 +542,25 @@ def half_load(
         arrivals = send_to_stored(target, len(payloads))
         insert = scrape(target, 1, [f"{INSERT_SECONDS}_sum", f"{INSERT_SECONDS}_count"])
         acknowledged = scrape_buckets(target, "streamgauge_send_to_stored_seconds")
+        time.sleep(1)  # the last final commits
     finally:
+        commits.stop()
         stop(worker)
         migrations.drop(target)
         delete_topics(target)
     latencies = sorted(stored - sent for sent, stored in arrivals.values())
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    passed = {where: commits.passed(*where) for where in arrivals}
+    queryable = sorted(
+        when - arrivals[where][0] for where, when in passed.items() if when is not None
+    )
+    committed = {
+        "messages": len(queryable),
+        "p50_ms": percentile(queryable, 0.5),
+        "p99_ms": percentile(queryable, 0.99),
+        "max_ms": queryable[-1],
+        "within_1s": round(bisect.bisect_right(queryable, 1000) / len(queryable), 4),
+    }
     parts = inserts(arrivals)
     if insert.get(f"{INSERT_SECONDS}_count"):
         mean = insert[f"{INSERT_SECONDS}_sum"] / insert[f"{INSERT_SECONDS}_count"]
@@ -523,12 +582,19 @@ def half_load(
         "inserts": parts,
         "cores_while_sending": cores,
         "acknowledged": ack,
+        "committed": committed,
     }
     print(
         f"half load ({rate:,.0f} msg/s for {seconds:.0f} s, sent at {len(payloads) / took:,.0f}): "
         f"send → stored p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms; "
         f"send → acknowledged, each batch's first message (the workers' histogram): p50 "
         f"~{ack['p50_ms']} ms, p99 ~{ack['p99_ms']} ms, {ack['within_1s']:.1%} within 1 s"
+    )
+    print(
+        f"  send → queryable, every message (its partition's commit seen past it, read every "
+        f"20 ms: acknowledgement + a commit + up to 20 ms): p50 {committed['p50_ms']} ms, p99 "
+        f"{committed['p99_ms']} ms, max {committed['max_ms']} ms, {committed['within_1s']:.1%} "
+        f"within 1 s ({committed['messages']:,} messages)"
     )
     print(
         f"  {parts['count']:,} inserts, {parts['messages_p50']:,} messages each (p50); a batch "

@@ -1,0 +1,137 @@
+"""``streamgauge bench insert_cost``: what one insert costs the ClickHouse server, by its size,
+with the rollup views and without them.
+
+For each size (messages per insert) and each schema — ``views`` (as migrated: ``readings`` and
+the views into ``latest``, ``readings_1m``, ``devices``, ``device_partitions``) and
+``no-views`` (the same with those four views dropped) — it sends ``--inserts`` inserts one
+after another, as the workers do: an Avro container of message bodies into ``readings_input``
+with a deduplication token. The sizes and schemas take turns, insert by insert, so a noisy
+machine shifts all of them alike. It prints, per combination, the server's CPU (user + system,
+from /proc) per insert and the median insert's wall time, and writes
+bench/results/insert_cost.json. The local stack's ClickHouse only (its CPU is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import random
+import statistics
+import sys
+import time
+import uuid
+from typing import Any
+
+import fastavro
+
+from bench._results import write
+from bench.versus import clickhouse_pid, cpu_seconds
+from streams import migrations
+from streams.clickhouse import sync_client
+from streams.codec import load_versions
+from streams.settings import Settings
+from streams.worker.batch import Batch
+from streams.worker.sink import INPUT_TABLE, AvroContainer
+
+VIEWS = ["latest_mv", "readings_1m_mv", "devices_mv", "device_partitions_mv"]
+METRICS = ["temperature_c", "humidity_pct", "pressure_hpa", "battery_v"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamgauge bench insert_cost", description=__doc__)
+    parser.add_argument("--sizes", default="100,2000,8000", help="messages per insert")
+    parser.add_argument("--inserts", type=int, default=30, help="per size and schema")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    base = Settings.from_env()
+    pid = clickhouse_pid(base)
+    if pid is None:
+        raise SystemExit("insert_cost measures the local stack's ClickHouse: run `dev up`")
+    newest = load_versions(base.schemas_dir)[-1]
+    container = AvroContainer(newest.source)
+    parsed = newest.parsed
+    schemas = {name: schema(base, name) for name in ("views", "no-views")}
+    used: dict[tuple[str, int], list[float]] = {}
+    took: dict[tuple[str, int], list[float]] = {}
+    try:
+        for round_ in range(args.inserts):
+            for size in sizes:
+                body = container.of(batch(parsed, size, round_))
+                for name, settings in schemas.items():
+                    client = sync_client(settings)
+                    before, start = cpu_seconds([pid]), time.monotonic()
+                    client.raw_insert(
+                        INPUT_TABLE,
+                        None,
+                        body,
+                        fmt="Avro",
+                        settings={
+                            "insert_deduplicate": 1,
+                            "insert_deduplication_token": f"bench-{size}-{round_}",
+                            "deduplicate_blocks_in_dependent_materialized_views": 1,
+                        },
+                    )
+                    took.setdefault((name, size), []).append(time.monotonic() - start)
+                    used.setdefault((name, size), []).append(cpu_seconds([pid]) - before)
+                    client.close()
+    finally:
+        for settings in schemas.values():
+            migrations.drop(settings)
+    figures = []
+    print("| messages per insert | schema | server CPU per insert | insert wall time (median) |")
+    print("|---|---|---|---|")
+    for size in sizes:
+        for name in schemas:
+            cpu_ms = 1000 * sum(used[name, size]) / len(used[name, size])
+            wall_ms = 1000 * statistics.median(took[name, size])
+            figures.append(
+                {
+                    "messages": size,
+                    "schema": name,
+                    "cpu_ms": round(cpu_ms, 1),
+                    "wall_ms_median": round(wall_ms, 1),
+                }
+            )
+            print(f"| {size:,} | {name} | {cpu_ms:.0f} ms | {wall_ms:.0f} ms |")
+    write("insert_cost", {"inserts": args.inserts, "figures": figures})
+    return 0
+
+
+def schema(base: Settings, name: str) -> Settings:
+    settings = dataclasses.replace(
+        base,
+        clickhouse_database=f"bench_insert_cost_{name.replace('-', '_')}_{uuid.uuid4().hex[:6]}",
+    )
+    migrations.up(settings, say=lambda _line: None)
+    if name == "no-views":
+        client = sync_client(settings)
+        for view in VIEWS:
+            client.command(f"DROP VIEW IF EXISTS {view}")
+        client.close()
+    return settings
+
+
+def batch(parsed: Any, size: int, round_: int) -> Batch:
+    """``size`` messages of 4 readings each, from 1,000 devices, as the worker batches them."""
+    now_ms = int(time.time() * 1000)
+    first = round_ * size
+    batch = Batch("bench", round_ % 6, first)
+    for i in range(size):
+        out = io.BytesIO()
+        record = {
+            "device_id": f"device-{random.randrange(1000):04d}",
+            "event_time": now_ms + i,
+            "seq": first + i,
+            "readings": {metric: random.random() for metric in METRICS},
+            "firmware": "1.4.2",
+            "site": "plant-7",
+        }
+        fastavro.schemaless_writer(out, parsed, record)
+        batch.offsets.append(first + i)
+        batch.bodies.append(out.getvalue())
+    return batch
+
+
+if __name__ == "__main__":
+    sys.exit(main())
