@@ -3,7 +3,8 @@ with the rollup views and without them.
 
 For each size (messages per insert) and each schema — ``views`` (as migrated: ``readings`` and
 the views into ``latest``, ``readings_1m``, ``devices``, ``device_partitions``) and
-``no-views`` (the same with those four views dropped) — it sends ``--inserts`` inserts one
+``no-views`` (the same with those four views dropped), and the views' schema with each
+``--with SETTING=VALUE`` insert setting — it sends ``--inserts`` inserts one
 after another, as the workers do: an Avro container of message bodies into ``readings_input``
 with a deduplication token. The sizes and schemas take turns, insert by insert, so a noisy
 machine shifts all of them alike. It prints, per combination, the server's CPU (user + system,
@@ -42,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamgauge bench insert_cost", description=__doc__)
     parser.add_argument("--sizes", default="100,2000,8000", help="messages per insert")
     parser.add_argument("--inserts", type=int, default=30, help="per size and schema")
+    parser.add_argument(
+        "--with",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="also measure the views' schema with this insert setting (repeatable: one more "
+        "combination each)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     base = Settings.from_env()
@@ -52,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     container = AvroContainer(newest.source)
     parsed = newest.parsed
     schemas = {name: schema(base, name) for name in ("views", "no-views")}
+    extra: dict[str, dict[str, str]] = {"views": {}, "no-views": {}}
+    for item in args.extra:
+        setting, _, value = item.partition("=")
+        extra[f"views, {item}"] = {setting: value}
+    for name in extra:
+        schemas.setdefault(name, schemas["views"])
     used: dict[tuple[str, int], list[float]] = {}
     took: dict[tuple[str, int], list[float]] = {}
     try:
@@ -70,13 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                             "insert_deduplicate": 1,
                             "insert_deduplication_token": f"bench-{size}-{round_}",
                             "deduplicate_blocks_in_dependent_materialized_views": 1,
+                            **extra[name],
                         },
                     )
                     took.setdefault((name, size), []).append(time.monotonic() - start)
                     used.setdefault((name, size), []).append(cpu_seconds([pid]) - before)
                     client.close()
     finally:
-        for settings in schemas.values():
+        for settings in {id(s): s for s in schemas.values()}.values():
             migrations.drop(settings)
     figures = []
     print("| messages per insert | schema | server CPU per insert | insert wall time (median) |")
