@@ -28,7 +28,7 @@ import fastavro
 
 from bench._results import write
 from bench.versus import clickhouse_pid, cpu_seconds
-from streams import migrations
+from streams import migrations, simulator
 from streams.clickhouse import sync_client
 from streams.codec import load_versions
 from streams.settings import Settings
@@ -36,7 +36,6 @@ from streams.worker.batch import Batch
 from streams.worker.sink import INPUT_TABLE, AvroContainer
 
 VIEWS = ["latest_mv", "readings_1m_mv", "devices_mv", "device_partitions_mv"]
-METRICS = ["temperature_c", "humidity_pct", "pressure_hpa", "battery_v"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,24 +59,26 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("insert_cost measures the local stack's ClickHouse: run `dev up`")
     newest = load_versions(base.schemas_dir)[-1]
     container = AvroContainer(newest.source)
-    parsed = newest.parsed
-    schemas = {name: schema(base, name) for name in ("views", "no-views")}
-    extra: dict[str, dict[str, str]] = {"views": {}, "no-views": {}}
+    fleet = simulator.Fleet(1000, [newest.version])
+    databases = {name: schema(base, name) for name in ("views", "no-views")}
+    clients = {name: sync_client(settings) for name, settings in databases.items()}
+    # (label, database, insert settings): each --with adds the views' database with a setting
+    combinations: list[tuple[str, str, dict[str, str]]] = [
+        ("views", "views", {}),
+        ("no-views", "no-views", {}),
+    ]
     for item in args.extra:
         setting, _, value = item.partition("=")
-        extra[f"views, {item}"] = {setting: value}
-    for name in extra:
-        schemas.setdefault(name, schemas["views"])
+        combinations.append((f"views, {item}", "views", {setting: value}))
     used: dict[tuple[str, int], list[float]] = {}
     took: dict[tuple[str, int], list[float]] = {}
     try:
         for round_ in range(args.inserts):
             for size in sizes:
-                body = container.of(batch(parsed, size, round_))
-                for name, settings in schemas.items():
-                    client = sync_client(settings)
+                body = container.of(batch(fleet, newest.parsed, size, round_))
+                for label, database, extra in combinations:
                     before, start = cpu_seconds([pid]), time.monotonic()
-                    client.raw_insert(
+                    clients[database].raw_insert(
                         INPUT_TABLE,
                         None,
                         body,
@@ -86,20 +87,21 @@ def main(argv: list[str] | None = None) -> int:
                             "insert_deduplicate": 1,
                             "insert_deduplication_token": f"bench-{size}-{round_}",
                             "deduplicate_blocks_in_dependent_materialized_views": 1,
-                            **extra[name],
+                            **extra,
                         },
                     )
-                    took.setdefault((name, size), []).append(time.monotonic() - start)
-                    used.setdefault((name, size), []).append(cpu_seconds([pid]) - before)
-                    client.close()
+                    took.setdefault((label, size), []).append(time.monotonic() - start)
+                    used.setdefault((label, size), []).append(cpu_seconds([pid]) - before)
     finally:
-        for settings in {id(s): s for s in schemas.values()}.values():
+        for client in clients.values():
+            client.close()
+        for settings in databases.values():
             migrations.drop(settings)
     figures = []
     print("| messages per insert | schema | server CPU per insert | insert wall time (median) |")
     print("|---|---|---|---|")
     for size in sizes:
-        for name in schemas:
+        for name, _, _ in combinations:
             cpu_ms = 1000 * sum(used[name, size]) / len(used[name, size])
             wall_ms = 1000 * statistics.median(took[name, size])
             figures.append(
@@ -129,22 +131,14 @@ def schema(base: Settings, name: str) -> Settings:
     return settings
 
 
-def batch(parsed: Any, size: int, round_: int) -> Batch:
-    """``size`` messages of 4 readings each, from 1,000 devices, as the worker batches them."""
+def batch(fleet: simulator.Fleet, parsed: Any, size: int, round_: int) -> Batch:
+    """``size`` of the simulated fleet's messages, as the worker batches their bodies."""
     now_ms = int(time.time() * 1000)
     first = round_ * size
     batch = Batch("bench", round_ % 6, first)
     for i in range(size):
         out = io.BytesIO()
-        record = {
-            "device_id": f"device-{random.randrange(1000):04d}",
-            "event_time": now_ms + i,
-            "seq": first + i,
-            "readings": {metric: random.random() for metric in METRICS},
-            "firmware": "1.4.2",
-            "site": "plant-7",
-        }
-        fastavro.schemaless_writer(out, parsed, record)
+        fastavro.schemaless_writer(out, parsed, fleet.reading(random.choice(fleet.devices), now_ms))
         batch.offsets.append(first + i)
         batch.bodies.append(out.getvalue())
     return batch
