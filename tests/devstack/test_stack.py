@@ -38,7 +38,8 @@ def dev(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_twice_status_and_down_leave_nothing_behind(tmp_path: Path) -> None:
-    kafka, clickhouse, registry = free_port(), free_port(), free_port()
+    kafka = free_port_range(2)  # the broker and its controller (the next port)
+    clickhouse, registry = free_port(), free_port()
     env = {
         **os.environ,
         "STREAMGAUGE_DEVSTACK_DIR": str(tmp_path / "stack"),
@@ -80,7 +81,7 @@ def test_up_twice_status_and_down_leave_nothing_behind(tmp_path: Path) -> None:
 
 
 def test_a_taken_port_is_one_clear_sentence(tmp_path: Path) -> None:
-    kafka = free_port()
+    kafka = free_port_range(2)  # the broker and its controller (the next port)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
