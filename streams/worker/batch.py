@@ -61,6 +61,7 @@ class Batch:
     # Indexes into the stored messages whose identity must be looked up before the insert.
     unsure: list[int] = field(default_factory=list)
     letters: list[tuple[Message, Rejection]] = field(default_factory=list)
+    letters_sent: bool = False  # in the dead-letter topic (maybe sent by an earlier owner)
     resent: list[int] = field(default_factory=list)  # offsets of resends (no rows)
 
     def first_sent_ms(self) -> int | None:
@@ -189,6 +190,7 @@ class Batch:
             (left if offset < cut else right).resent.append(offset)
         for part in (left, right):
             part.messages = len(part.offsets) + len(part.letters) + len(part.resent)
+            part.letters_sent = self.letters_sent
         return left, right
 
     def _keep(self, source: Batch, indexes: list[int]) -> None:

@@ -88,7 +88,8 @@ class DeadLetters:
                 **settings.kafka_config(),
                 "enable.idempotence": True,
                 "acks": "all",
-                "linger.ms": 20,
+                # A batch's letters are produced together, then awaited before its insert.
+                "linger.ms": 5,
                 "compression.type": "lz4",
                 "message.max.bytes": settings.dlq_max_message_bytes,
                 # A missing topic or an unreachable broker fails a delivery within this time;

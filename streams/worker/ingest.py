@@ -1,8 +1,8 @@
 """The data path of one worker process: consume → decode → validate → batch → insert → commit.
 
 Each partition has one open batch that fills, and at most one batch in flight. A batch in
-flight is (1) announced by committing its intent, (2) inserted with its token and its dead
-letters delivered, then (3) committed past. While a partition's batch is in flight the next
+flight has (1) its dead letters delivered, (2) its intent committed, (3) its rows inserted
+with its token, then (4) its end committed. While a partition's batch is in flight the next
 one keeps filling, so a slow database gets bigger inserts.
 
 Every offset the partition's commit passes is accounted for: stored, a resend of a stored
@@ -241,6 +241,8 @@ class Ingest:
         checked = self._check(payload, now_ms)  # may raise: no batch is opened then
         if batch is None:
             batch = partition.open = Batch(self.token_prefix, partition.number, offset)
+            if partition.intent is not None:  # the replay of a batch whose intent said so
+                batch.letters_sent = partition.intent.letters_sent
         if isinstance(checked, Rejection):
             batch.reject(offset, len(payload), message, checked)
             self.metrics.dead_lettered(checked.reason)
@@ -420,32 +422,30 @@ class Ingest:
             self.metrics.in_flight.dec()
 
     async def _store(self, number: int, batch: Batch) -> list[Batch]:
-        """Intent commit → insert ∥ dead letters → commit. Returns the pieces still to store
-        when ClickHouse refused the batch's data (none when it is committed)."""
+        """Dead letters → intent commit → insert → commit. Returns the pieces still to store
+        when ClickHouse refused the batch's data (none when it is committed).
+
+        The letters go first and the intent says they went: the owner that replays the intent
+        after a rebalance or a crash sends none of them again.
+        """
         resent = len(batch.resent)
         await self.resends.settle(batch)
         self.metrics.resends.inc(len(batch.resent) - resent)
-        letters = [Letter.of(message, rejection) for message, rejection in batch.letters]
+        if batch.letters and not batch.letters_sent:
+            await self.dead_letters.deliver(
+                [Letter.of(message, rejection) for message, rejection in batch.letters]
+            )
+            batch.letters_sent = True
         if batch.rows:
-            intent = Intent(batch.first_offset, batch.last_offset)
+            intent = Intent(batch.first_offset, batch.last_offset, bool(batch.letters))
             await self.source.commit({number: (batch.first_offset, intent.metadata())})
-            delivery = asyncio.ensure_future(self.dead_letters.deliver(letters))
             try:
                 await self.sink.insert(batch)
             except Unstorable as refusal:
-                await delivery
-                batch.letters = []
                 return self._divide(batch, refusal)
-            except BaseException:
-                delivery.cancel()
-                raise
-            await delivery
             self.metrics.batch_stored(
                 batch.rows, batch.size_bytes, batch.oldest_event_ms, batch.first_sent_ms()
             )
-        else:
-            await self.dead_letters.deliver(letters)
-        batch.letters = []  # delivered: a retry of this batch's commit sends none again
         await self.source.commit({number: (batch.last_offset + 1, "")})
         return []
 

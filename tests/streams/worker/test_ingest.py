@@ -111,6 +111,7 @@ class FakeSink:
         await self.gate.wait()
         if self.fail_once:
             self.fail_once = False
+            await asyncio.sleep(0.01)  # fails the way a server does: after a while
             raise RuntimeError("a bug")
         if self.refuse & {device for device, _, _ in batch.identities}:
             raise Unstorable("code_53", "type mismatch", data=True)
@@ -137,6 +138,7 @@ class FakeSink:
 class FakeDeadLetters:
     sent: list[tuple[int, str]] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    log: list[tuple[str, Any]] | None = None  # the ingest's log, to see the order of steps
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -146,6 +148,8 @@ class FakeDeadLetters:
             return
         await self.gate.wait()
         self.sent.extend((letter.source[2], letter.reason) for letter in letters)
+        if self.log is not None:
+            self.log.append(("deliver", [letter.source[2] for letter in letters]))
 
 
 def message(
@@ -247,6 +251,54 @@ async def test_rejected_messages_stay_in_the_range_but_add_no_rows() -> None:
     assert dead.sent == [(1, "not_avro")]
     assert sink.batches[0].token == "m/0/0-2"
     assert sink.batches[0].rows == 4
+
+
+async def test_dead_letters_go_out_before_the_intent_which_says_they_went() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=4)
+    dead.log = log
+    ingest.on_rebalance(Assigned({0: None}))
+    sink.gate.set()
+    ingest.submit([message(0, 0), message(0, 1, valid=False), message(0, 2)])
+    await settle()
+    assert log == [
+        ("deliver", [1]),
+        ("commit", {0: (0, "sg1:0-2:dl")}),
+        ("insert", "m/0/0-2"),
+        ("commit", {0: (3, "")}),
+    ]
+
+
+async def test_the_replay_of_an_intent_whose_letters_went_sends_none_again() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=1000)
+    ingest.on_rebalance(Assigned({0: Intent(0, 2, letters_sent=True)}))
+    sink.gate.set()
+    ingest.submit([message(0, 0), message(0, 1, valid=False), message(0, 2), message(0, 3)])
+    await settle()
+    assert ("insert", "m/0/0-2") in log
+    assert ("commit", {0: (0, "sg1:0-2:dl")}) in log, "a second replay sends none either"
+    assert ("commit", {0: (3, "")}) in log
+    assert dead.sent == []
+
+
+async def test_the_replay_of_an_older_intent_sends_its_letters() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=1000)
+    ingest.on_rebalance(Assigned({0: Intent(0, 2)}))  # a worker stopped before its letters went
+    sink.gate.set()
+    ingest.submit([message(0, 0), message(0, 1, valid=False), message(0, 2), message(0, 3)])
+    await settle()
+    assert ("commit", {0: (3, "")}) in log
+    assert dead.sent == [(1, "not_avro")]
+
+
+async def test_a_batch_whose_insert_failed_is_stored_again_without_its_letters() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    sink.fail_once = True
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0), message(0, 1, valid=False), message(0, 2)])
+    await logged(log, ("commit", {0: (3, "")}))
+    assert [b.token for b in sink.batches] == ["m/0/0-2"]
+    assert dead.sent == [(1, "not_avro")]
 
 
 async def test_a_batch_of_only_rejected_messages_commits_without_inserting() -> None:
