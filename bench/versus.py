@@ -16,6 +16,12 @@ processes used in that same window divided by the readings stored in it — the 
 and the ClickHouse server are reported separately. It prints a table with ratios and writes
 bench/results/versus.json.
 
+Several worker processes start one after another: the first takes every partition, and each
+that joins takes some away, with the batches it had in flight (read again by the new owner). The
+workers' window therefore starts no earlier than the group *settled* — every process assigned,
+then no rebalance for a second — and the start-up is reported on its own: when it settled, and
+messages polled per message stored over the whole run and over the window.
+
 ``--latency`` adds the half-load figure: the simulator sends at half the workers' measured rate
 for ``--latency-seconds`` while the workers run. Per message, from its send (its Kafka
 timestamp): to ``stored_at`` (ClickHouse starting the insert), read back from ``readings``; and
@@ -56,6 +62,8 @@ from streams.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INSERT_SECONDS = "streamgauge_insert_duration_seconds"
+CONSUMED = "streamgauge_messages_consumed_total"
+REBALANCES = "streamgauge_rebalances_total"
 
 
 class Commits:
@@ -233,10 +241,14 @@ class Run:
     samples: list[tuple[float, int, float, float]] = field(default_factory=list)
     # (monotonic, rows, CPU s of the side's own processes, CPU s of the ClickHouse server)
     counters: dict[str, float] = field(default_factory=dict)  # the workers' own, at the end
+    settling: Settling | None = None  # the workers' group forming
 
     def window(self) -> tuple[tuple[float, int, float, float], tuple[float, int, float, float]]:
-        low = next(s for s in self.samples if s[1] >= 0.1 * self.readings)
+        settled = self.settling.at if self.settling and self.settling.at else 0.0
         high = next(s for s in self.samples if s[1] >= 0.9 * self.readings)
+        low = next(
+            (s for s in self.samples if s[1] >= 0.1 * self.readings and s[0] >= settled), high
+        )
         if low is high:  # stored in a few big blocks (the engine): first block to the last
             low, high = next(s for s in self.samples if s[1] > 0), self.samples[-1]
         if low is high:  # a backlog stored in one block: from the start
@@ -259,7 +271,23 @@ class Run:
             "seconds_10_to_90": round(seconds, 2),
             "stored": self.samples[-1][1],
             **self.counters,
+            **self.settled(low),
             "timeline": self.timeline(),
+        }
+
+    def settled(self, low: tuple[float, int, float, float]) -> dict[str, Any]:
+        """When the workers' group settled, where the window starts, and the rebalances seen
+        after it (0: the window is steady state)."""
+        settling = self.settling
+        if settling is None or settling.at is None:
+            return {}
+        total = self.counters.get("rebalances")
+        return {
+            "settled_s": round(settling.at - self.samples[0][0], 2),
+            "window_from_stored": round(low[1] / self.readings, 3),
+            "rebalances_after_settling": (
+                int(total - settling.rebalances) if total is not None else None
+            ),
         }
 
     def timeline(self) -> list[tuple[float, int]]:
@@ -283,7 +311,51 @@ class Run:
                 if "halts" in f
                 else ""
             )
+            + (
+                f"  settled at {f['settled_s']:.1f} s, window from "
+                f"{f['window_from_stored']:.0%} stored, rebalances since "
+                f"{f['rebalances_after_settling']}"
+                if "settled_s" in f
+                else ""
+            )
         )
+
+
+@dataclass
+class Settling:
+    """The workers' group forming: settled once every process was assigned partitions and no
+    process saw a rebalance for ``quiet`` seconds (read from each process's /metrics)."""
+
+    settings: Settings
+    processes: int
+    quiet: float = 1.0
+    at: float | None = None  # monotonic: the end of the quiet second
+    rebalances: float = 0.0  # the processes' rebalance events by then
+    _events: list[float] = field(default_factory=list)
+    _since: float = 0.0
+
+    def sample(self, now: float) -> None:
+        if self.at is not None:
+            return
+        try:
+            texts = [worker_metrics(self.settings, i) for i in range(self.processes)]
+        except OSError:
+            return  # a process not serving yet
+        events = [_sum(text, REBALANCES) for text in texts]
+        if events != self._events:
+            self._events, self._since = events, now
+        elif min(events) > 0 and now - self._since >= self.quiet:
+            self.at, self.rebalances = now, sum(events)
+
+
+def _sum(text: str, name: str) -> float:
+    """The sum of the samples of ``name`` in one /metrics text."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 def follow(
@@ -301,6 +373,8 @@ def follow(
         now = time.monotonic()
         stored = int(client.query("SELECT count() FROM readings").result_rows[0][0])
         run.samples.append((now, stored, own(), cpu_seconds([server]) if server else 0.0))
+        if run.settling is not None:
+            run.settling.sample(now)
         if stored != rows:
             rows, last_change = stored, now
         if stored >= run.readings:
@@ -365,6 +439,7 @@ def _exists(client: Any, table: str) -> bool:
 
 def workers(settings: Settings, run: Run, server: int | None) -> None:
     worker = start_workers(settings, run.parallelism)
+    run.settling = Settling(settings, run.parallelism)
     try:
         follow(settings, run, lambda: cpu_seconds([worker.pid, *child_pids(worker.pid)]), server)
         run.counters = worker_counters(settings, run)
@@ -374,18 +449,17 @@ def workers(settings: Settings, run: Run, server: int | None) -> None:
 
 def worker_counters(settings: Settings, run: Run) -> dict[str, float]:
     """Messages the workers polled per message stored (1.0: none taken twice) and their
-    back-pressure halts, from each process's /metrics."""
+    back-pressure halts and rebalance events, from each process's /metrics."""
     totals = scrape(
-        settings,
-        run.parallelism,
-        ["streamgauge_messages_consumed_total", "streamgauge_partition_halts_total"],
+        settings, run.parallelism, [CONSUMED, REBALANCES, "streamgauge_partition_halts_total"]
     )
     if not totals:
         return {}
     messages = run.readings / run.per_message
     return {
-        "polled_per_message": round(totals["streamgauge_messages_consumed_total"] / messages, 3),
+        "polled_per_message": round(totals[CONSUMED] / messages, 3),
         "halts": int(totals["streamgauge_partition_halts_total"]),
+        "rebalances": totals[REBALANCES],
     }
 
 

@@ -34,10 +34,11 @@ def _options(settings: Settings, database: str | None) -> dict[str, Any]:
     }
 
 
-def sync_client(settings: Settings, database: str | None = None) -> Client:
-    """A blocking client, for commands and tools (migrations, benchmarks, tests)."""
+def sync_client(settings: Settings, database: str | None = None, **extra: Any) -> Client:
+    """A blocking client, for commands and tools (migrations, benchmarks, tests); ``extra``
+    options override the defaults."""
     try:
-        return clickhouse_connect.get_client(**_options(settings, database))
+        return clickhouse_connect.get_client(**{**_options(settings, database), **extra})
     except OperationalError as error:
         raise unreachable(settings, error) from None
     except DatabaseError as error:
