@@ -3,13 +3,13 @@ with the rollup views and without them.
 
 For each size (messages per insert) and each schema — ``views`` (as migrated: ``readings`` and
 the views into ``latest``, ``readings_1m``, ``devices``, ``device_partitions``) and
-``no-views`` (the same with those four views dropped), and the views' schema with each
-``--with SETTING=VALUE`` insert setting — it sends ``--inserts`` inserts one
-after another, as the workers do: an Avro container of message bodies into ``readings_input``
-with a deduplication token. The sizes and schemas take turns, insert by insert, so a noisy
-machine shifts all of them alike. It prints, per combination, the server's CPU (user + system,
-from /proc) per insert and the median insert's wall time, and writes
-bench/results/insert_cost.json. The local stack's ClickHouse only (its CPU is read).
+``no-views`` (the same with those four views dropped), the views' schema with each
+``--with SETTING=VALUE`` insert setting, and without each ``--without VIEW`` — it sends
+``--inserts`` inserts one after another, as the workers do: an Avro container of message
+bodies into ``readings_input`` with a deduplication token. The sizes and schemas take turns,
+insert by insert, so a noisy machine shifts all of them alike. It prints, per combination, the
+server's CPU (user + system, from /proc) per insert and the median insert's wall time, and
+writes bench/results/insert_cost.json. The local stack's ClickHouse only (its CPU is read).
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the views' schema with this insert setting (repeatable: one more "
         "combination each)",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=VIEWS,
+        metavar="VIEW",
+        help=f"also measure the views' schema without this one view, of {', '.join(VIEWS)} "
+        "(repeatable: one more combination each)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     base = Settings.from_env()
@@ -60,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     newest = load_versions(base.schemas_dir)[-1]
     container = AvroContainer(newest.source)
     fleet = simulator.Fleet(1000, [newest.version])
-    databases = {name: schema(base, name) for name in ("views", "no-views")}
+    dropped = {"views": [], "no-views": VIEWS, **{f"without {v}": [v] for v in args.without}}
+    databases = {name: schema(base, name, views) for name, views in dropped.items()}
     # Without a session, as the workers' client inserts: the local server does extra work
     # per statement in a session (it saves and restores the session's settings around it).
     clients = {
@@ -75,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.extra:
         setting, _, value = item.partition("=")
         combinations.append((f"views, {item}", "views", {setting: value}))
+    combinations += [(f"without {view}", f"without {view}", {}) for view in args.without]
     used: dict[tuple[str, int], list[float]] = {}
     took: dict[tuple[str, int], list[float]] = {}
     try:
@@ -122,17 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def schema(base: Settings, name: str) -> Settings:
+def schema(base: Settings, name: str, dropped: list[str]) -> Settings:
+    """A database of its own, migrated, with the ``dropped`` views dropped."""
+    label = "".join(c if c.isalnum() else "_" for c in name)
     settings = dataclasses.replace(
-        base,
-        clickhouse_database=f"bench_insert_cost_{name.replace('-', '_')}_{uuid.uuid4().hex[:6]}",
+        base, clickhouse_database=f"bench_insert_cost_{label}_{uuid.uuid4().hex[:6]}"
     )
     migrations.up(settings, say=lambda _line: None)
-    if name == "no-views":
-        client = sync_client(settings)
-        for view in VIEWS:
-            client.command(f"DROP VIEW IF EXISTS {view}")
-        client.close()
+    client = sync_client(settings)
+    for view in dropped:
+        client.command(f"DROP VIEW IF EXISTS {view}")
+    client.close()
     return settings
 
 
