@@ -98,6 +98,7 @@ class Verdict:
     violations: list[Violation] = field(default_factory=list)
     stored: int = 0  # messages below the committed offset counted as stored
     dead_lettered: int = 0  # distinct source offsets with a dead letter
+    dead_letter_repeats: int = 0  # dead letters beyond the first for their source (allowed)
     reasons: Counter[str] = field(default_factory=Counter)
 
     def by_kind(self) -> Counter[str]:
@@ -154,6 +155,7 @@ def _dead_letters(
             verdict.reasons[letter.reason] += 1
         dead.add(source)
     verdict.dead_lettered = len(dead)
+    verdict.dead_letter_repeats = len(letters) - len(dead)
     return dead
 
 

@@ -185,6 +185,8 @@ def totals(trials: list[Trial]) -> dict[str, object]:
         "failed_trials": sum(1 for t in trials if t.failed),
         "errors": sum(1 for t in trials if t.error),
         "messages": sum(len(t.messages) for t in trials),
+        "dead_lettered": sum(t.verdict.dead_lettered for t in trials),
+        "dead_letter_repeats": sum(t.verdict.dead_letter_repeats for t in trials),
         "faults": dict(faults),
         "violations": dict(violations),
         "seconds": round(sum(t.seconds for t in trials), 1),
@@ -202,6 +204,8 @@ def summary(trials: list[Trial]) -> list[str]:
         f"(errors: {figures['errors']}), messages: {figures['messages']}, "
         f"{figures['seconds']} s",
         "faults injected: " + (", ".join(f"{k} {n}" for k, n in sorted(faults.items())) or "none"),
+        f"dead letters: {figures['dead_lettered']} messages, "
+        f"{figures['dead_letter_repeats']} delivered more than once (allowed, counted)",
         f"violations: {sum(violations.values())}"
         + "".join(f"\n  {k}: {n} ({MEANING[k]})" for k, n in sorted(violations.items())),
     ]

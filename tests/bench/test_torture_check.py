@@ -76,6 +76,14 @@ def test_a_world_that_adds_up_has_no_violation() -> None:
     assert verdict.dead_lettered == 1
 
 
+def test_a_dead_letter_delivered_twice_is_allowed_and_counted() -> None:
+    letters = [DeadLetter(0, 1, "non_finite_value"), DeadLetter(0, 1, "non_finite_value")]
+    verdict = check(workload(), world(letters=letters))
+    assert verdict.violations == []
+    assert (verdict.dead_lettered, verdict.dead_letter_repeats) == (1, 1)
+    assert verdict.reasons == {"non_finite_value": 1}
+
+
 def test_a_dead_lettered_message_of_either_fate_is_fine() -> None:
     letters = [DeadLetter(0, 1, "non_finite_value"), DeadLetter(0, 3, "too_many_readings")]
     verdict = check(workload(), world([Row(A1, 21.5), Row(A2, 40.0)], letters))
