@@ -98,7 +98,7 @@ class Verdict:
     violations: list[Violation] = field(default_factory=list)
     stored: int = 0  # messages below the committed offset counted as stored
     dead_lettered: int = 0  # distinct source offsets with a dead letter
-    dead_letter_repeats: int = 0  # dead letters beyond the first for their source (allowed)
+    dead_letter_repeats: int = 0  # letters beyond the first for their source, topic or table
     reasons: Counter[str] = field(default_factory=Counter)
 
     def by_kind(self) -> Counter[str]:
@@ -155,7 +155,10 @@ def _dead_letters(
             verdict.reasons[letter.reason] += 1
         dead.add(source)
     verdict.dead_lettered = len(dead)
-    verdict.dead_letter_repeats = len(letters) - len(dead)
+    # A letter too large for the topic is a row in the table and a reference in the topic: one.
+    for where in ("topic", "table"):
+        found = [(x.partition, x.offset) for x in letters if x.where == where]
+        verdict.dead_letter_repeats += len(found) - len(set(found))
     return dead
 
 

@@ -195,11 +195,12 @@ def rows(client: Client) -> list[Row]:
 
 
 def table_dead_letters(client: Client, topic: str) -> list[DeadLetter]:
-    """Dead letters too large for Kafka, when the schema has a ``dead_letters`` table."""
+    """Dead letters too large for Kafka, when the schema has a ``dead_letters`` table (as
+    read: a replacing table keyed by the source, so a letter kept twice is one)."""
     if not client.query("EXISTS TABLE dead_letters").result_rows[0][0]:
         return []
     result = client.query(
-        "SELECT source_partition, source_offset, reason FROM dead_letters "
+        "SELECT source_partition, source_offset, reason FROM dead_letters FINAL "
         "WHERE source_topic = {topic:String}",
         parameters={"topic": topic},
     ).result_rows

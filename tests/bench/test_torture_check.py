@@ -82,6 +82,11 @@ def test_a_dead_letter_delivered_twice_is_allowed_and_counted() -> None:
     assert verdict.violations == []
     assert (verdict.dead_lettered, verdict.dead_letter_repeats) == (1, 1)
     assert verdict.reasons == {"non_finite_value": 1}
+    kept_whole = [
+        DeadLetter(0, 1, "non_finite_value"),
+        DeadLetter(0, 1, "non_finite_value", "table"),
+    ]
+    assert check(workload(), world(letters=kept_whole)).dead_letter_repeats == 0
 
 
 def test_a_dead_lettered_message_of_either_fate_is_fine() -> None:
