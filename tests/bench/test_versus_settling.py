@@ -1,0 +1,62 @@
+"""bench versus: when the workers' group counts as settled (from each process's /metrics)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+
+from bench import versus
+from bench.versus import Settling
+from streams.settings import Settings
+
+
+def metrics(assigned: int, revoked: int = 0) -> str:
+    return (
+        "# TYPE streamgauge_rebalances_total counter\n"
+        f'streamgauge_rebalances_total{{kind="assigned"}} {assigned}\n'
+        f'streamgauge_rebalances_total{{kind="revoked"}} {revoked}\n'
+    )
+
+
+def point(settling: Settling) -> tuple[float | None, float]:
+    return settling.at, settling.rebalances
+
+
+def test_settled_once_every_process_was_assigned_and_none_rebalanced_for_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = {0: metrics(1), 1: metrics(0)}
+
+    def scrape(_settings: Settings, index: int) -> str:
+        if index not in texts:
+            raise OSError("connection refused")
+        return texts[index]
+
+    monkeypatch.setattr(versus, "worker_metrics", scrape)
+    settling = Settling(cast(Settings, None), 2)
+    settling.sample(0.0)
+    settling.sample(2.0)
+    assert settling.at is None, "process 1 has no partitions yet"
+    texts[0], texts[1] = metrics(1, revoked=1), metrics(1)
+    settling.sample(2.5)
+    settling.sample(3.2)
+    assert settling.at is None, "not a quiet second yet"
+    settling.sample(3.6)
+    assert point(settling) == (3.6, 3)
+    texts[1] = metrics(2)
+    settling.sample(9.0)
+    assert point(settling) == (3.6, 3), "settled once; later rebalances are the run's to report"
+
+
+def test_a_process_not_serving_yet_is_not_settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    def scrape(_settings: Settings, index: int) -> str:
+        if index == 1:
+            raise OSError("connection refused")
+        return metrics(1)
+
+    monkeypatch.setattr(versus, "worker_metrics", scrape)
+    settling = Settling(cast(Settings, None), 2)
+    for now in (0.0, 1.0, 2.0, 3.0):
+        settling.sample(now)
+    assert settling.at is None
