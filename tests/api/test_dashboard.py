@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -55,7 +56,8 @@ async def test_the_dashboard_renders_live_data_with_its_freshness(
         fragment = await page.evaluate("location.hash")
         await page.screenshot(tmp_path / "dashboard.png")
 
-    assert banner.startswith(f"{FIRST_DEVICE}: Delayed by 1 min 35 s")
+    # 95 s when the lag was read, and older by the time the page asked (a busy machine: seconds)
+    assert re.match(rf"{FIRST_DEVICE}: Delayed by 1 min (3[5-9]|4[0-9]) s", banner), banner
     assert rows == 2
     assert kept == READ_KEY
     assert fragment == "", "the key leaves the address bar"
