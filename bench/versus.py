@@ -19,8 +19,9 @@ bench/results/versus.json.
 Several worker processes start one after another: the first takes every partition, and each
 that joins takes some away, with the batches it had in flight (read again by the new owner). The
 workers' window therefore starts no earlier than the group *settled* — every process assigned,
-then no rebalance for a second — and the start-up is reported on its own: when it settled, and
-messages polled per message stored over the whole run and over the window.
+then no rebalance for a second — and the start-up is reported on its own: when it settled, the
+rebalances after it (0: the window is steady state), and messages polled per message stored
+over the whole run.
 
 ``--latency`` adds the half-load figure: the simulator sends at half the workers' measured rate
 for ``--latency-seconds`` while the workers run. Per message, from its send (its Kafka
@@ -341,21 +342,21 @@ class Settling:
             texts = [worker_metrics(self.settings, i) for i in range(self.processes)]
         except OSError:
             return  # a process not serving yet
-        events = [_sum(text, REBALANCES) for text in texts]
+        events = [_totals(text, [REBALANCES])[REBALANCES] for text in texts]
         if events != self._events:
             self._events, self._since = events, now
         elif min(events) > 0 and now - self._since >= self.quiet:
             self.at, self.rebalances = now, sum(events)
 
 
-def _sum(text: str, name: str) -> float:
-    """The sum of the samples of ``name`` in one /metrics text."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    )
+def _totals(text: str, names: list[str]) -> dict[str, float]:
+    """The named samples of one /metrics text, each summed over its labels."""
+    totals = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
 
 
 def follow(
@@ -478,10 +479,8 @@ def scrape(settings: Settings, processes: int, names: list[str]) -> dict[str, fl
             text = worker_metrics(settings, index)
         except OSError:
             return {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name in totals:
-                    totals[sample.name] += sample.value
+        for name, value in _totals(text, names).items():
+            totals[name] += value
     return totals
 
 
