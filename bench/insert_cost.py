@@ -32,7 +32,7 @@ from streams import migrations, simulator
 from streams.clickhouse import sync_client
 from streams.codec import load_versions
 from streams.settings import Settings
-from streams.worker.batch import Batch
+from streams.worker.batch import Batch, Group
 from streams.worker.sink import INPUT_TABLE, AvroContainer
 
 VIEWS = ["latest_mv", "readings_1m_mv", "devices_mv", "device_partitions_mv"]
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for round_ in range(args.inserts):
             for size in sizes:
-                body = container.of(batch(fleet, newest.parsed, size, round_))
+                body = container.of(Group([batch(fleet, newest.parsed, size, round_)]))
                 for label, database, extra in combinations:
                     before, start = cpu_seconds([pid]), time.monotonic()
                     clients[database].raw_insert(

@@ -670,7 +670,8 @@ def half_load(
         f"within 1 s ({committed['messages']:,} messages)"
     )
     print(
-        f"  {parts['count']:,} inserts, {parts['messages_p50']:,} messages each (p50); a batch "
+        f"  {parts['count']:,} inserts of {parts['batches']:,} partitions' batches, "
+        f"{parts['messages_p50']:,} messages each (p50); a batch "
         f"gathers for p50 {parts['gather_p50_ms']} / p99 {parts['gather_p99_ms']} ms (its "
         f"first to its last message's send), then its last message is stored after p50 "
         f"{parts['after_p50_ms']} / p99 {parts['after_p99_ms']} ms (fetch, queue, insert); "
@@ -689,8 +690,9 @@ def percentile(ordered: list[int], q: float) -> int:
 
 
 def inserts(arrivals: dict[tuple[int, int], tuple[int, int]]) -> dict[str, int]:
-    """Where the half-load latency goes, per insert (the messages of one partition stored at
-    the same instant): how long the batch gathered, and how long its newest message waited."""
+    """Where the half-load latency goes, per batch (the messages of one partition stored at
+    the same instant; an insert carries one or several partitions' batches): how long the
+    batch gathered, and how long its newest message waited."""
     batches: dict[tuple[int, int], list[int]] = {}
     for (partition, _offset), (sent, stored) in arrivals.items():
         batches.setdefault((partition, stored), []).append(sent)
@@ -698,7 +700,8 @@ def inserts(arrivals: dict[tuple[int, int], tuple[int, int]]) -> dict[str, int]:
     after = sorted(stored - max(sents) for (_, stored), sents in batches.items())
     sizes = sorted(len(sents) for sents in batches.values())
     return {
-        "count": len(batches),
+        "count": len({stored for _, stored in batches}),
+        "batches": len(batches),
         "messages_p50": percentile(sizes, 0.5),
         "gather_p50_ms": percentile(gather, 0.5),
         "gather_p99_ms": percentile(gather, 0.99),

@@ -138,6 +138,11 @@ class Settings:
         0.25, "A batch of a caught-up partition flushes once it is this old (low delay)."
     )
     max_inserts_in_flight: int = _setting(4, "Inserts one worker process runs at once.")
+    max_partitions_per_insert: int = _setting(
+        64,
+        "Caught-up partitions whose batches one insert carries (1: an insert per partition); "
+        "at most 150, for the intents to fit Kafka's commit metadata.",
+    )
     insert_format: str = _setting(
         "avro",
         "How workers insert: `avro` (ClickHouse parses the decoded and validated message bodies "

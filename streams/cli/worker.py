@@ -12,6 +12,7 @@ from streams.clickhouse import sync_client
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.worker import preflight
+from streams.worker.intents import MAX_GROUP_PARTS
 from streams.worker.sink import INSERT_FORMATS
 from streams.worker.supervisor import Supervisor
 
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if settings.worker_processes < 1:
         raise UserError("--processes must be at least 1.")
+    if not 1 <= settings.max_partitions_per_insert <= MAX_GROUP_PARTS:
+        raise UserError(
+            f"STREAMGAUGE_MAX_PARTITIONS_PER_INSERT must be 1 to {MAX_GROUP_PARTS}, "
+            f"got {settings.max_partitions_per_insert}."
+        )
     if settings.insert_format not in INSERT_FORMATS:
         raise UserError(
             f"STREAMGAUGE_INSERT_FORMAT must be one of {', '.join(INSERT_FORMATS)}, "

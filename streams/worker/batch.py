@@ -213,3 +213,46 @@ class Batch:
 
 def _offset(message: Message) -> int:
     return cast(int, message.offset())
+
+
+@dataclass
+class Group:
+    """The batches of one insert: one partition's (today's token, ``topic/p/first-last``), or
+    several partitions' under one token naming every part, in partition order. A replay that
+    re-forms the same parts inserts with the same token and ClickHouse drops the repeat."""
+
+    parts: list[Batch]
+
+    def __post_init__(self) -> None:
+        self.parts.sort(key=lambda batch: batch.partition)
+
+    @property
+    def token(self) -> str:
+        if len(self.parts) == 1:
+            return self.parts[0].token
+        ranges = ",".join(f"{b.partition}:{b.first_offset}-{b.last_offset}" for b in self.parts)
+        return f"{self.parts[0].topic}/{ranges}"
+
+    @property
+    def rows(self) -> int:
+        return sum(batch.rows for batch in self.parts)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(batch.size_bytes for batch in self.parts)
+
+    def oldest_event_ms(self) -> int | None:
+        times = [b.oldest_event_ms for b in self.parts if b.oldest_event_ms is not None]
+        return min(times) if times else None
+
+    def first_sent_ms(self) -> int | None:
+        stamps = [stamp for b in self.parts if (stamp := b.first_sent_ms()) is not None]
+        return min(stamps) if stamps else None
+
+    def columns(self) -> list[list[Any]]:
+        """Every part's rows, column by column (the Native insert path)."""
+        columns: list[list[Any]] = [[] for _ in COLUMNS]
+        for batch in self.parts:
+            for whole, part in zip(columns, batch.columns(), strict=True):
+                whole.extend(part)
+        return columns

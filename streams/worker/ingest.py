@@ -1,9 +1,11 @@
 """The data path of one worker process: consume → decode → validate → batch → insert → commit.
 
-Each partition has one open batch that fills, and at most one batch in flight. A batch in
-flight has (1) its dead letters delivered, (2) its intent committed, (3) its rows inserted
-with its token, then (4) its end committed. While a partition's batch is in flight the next
-one keeps filling, so a slow database gets bigger inserts.
+Each partition has one open batch that fills, and at most one batch in flight. Batches go in
+flight in *groups*: a due batch takes along the open batches of the other caught-up partitions,
+one insert for all (a backlogged partition's full batch goes alone). A group in flight has (1)
+its dead letters delivered, (2) its intents committed, one per partition, each naming the whole
+group, (3) its rows inserted with its token, then (4) its ends committed. While a partition's
+batch is in flight the next one keeps filling, so a slow database gets bigger inserts.
 
 Every offset the partition's commit passes is accounted for: stored, a resend of a stored
 message, or delivered as a dead letter. Anything else stops the partition at that offset
@@ -30,9 +32,9 @@ from streams.codec import DecodeError, Decoder, Record, RegistryUnavailable
 from streams.fastcheck import Accepted, FastCheck
 from streams.reasons import Rejection
 from streams.validate import Validator
-from streams.worker.batch import Batch
+from streams.worker.batch import Batch, Group
 from streams.worker.dlq import Letter
-from streams.worker.intents import Intent
+from streams.worker.intents import Intent, Part, group_intents
 from streams.worker.resends import Resends
 from streams.worker.retry import backoff
 from streams.worker.sink import Unstorable
@@ -61,11 +63,15 @@ class Source(Protocol):
 
     def high_watermark(self, partition: int) -> int | None: ...
 
+    def committed(self, partition: int) -> tuple[int, str] | None: ...
+
+    async def read_range(self, partition: int, first: int, last: int) -> list[Message] | None: ...
+
 
 class Sink(Protocol):
     """Stores a batch, retrying until ClickHouse acknowledged (streams/worker/sink.py)."""
 
-    async def insert(self, batch: Batch) -> None: ...
+    async def insert(self, group: Group) -> None: ...
 
 
 class DeadLetterSink(Protocol):
@@ -83,6 +89,11 @@ class Limits:
     batches grow to the caps (a slow database gets fewer, bigger inserts); live, they stay
     small and fresh. ``max_seconds`` bounds the age in any case. The caps hold per message: a
     batch is at most one message past them.
+
+    A flush takes along the open batches of other partitions that are caught up too (up to
+    ``max_partitions_per_insert`` partitions and ``max_rows`` readings in all): one insert for
+    them instead of one each, which is what keeps a live stream's latency low when ClickHouse
+    is busy. Under a backlog batches are full and go alone.
     """
 
     max_rows: int
@@ -91,6 +102,7 @@ class Limits:
     max_message_bytes: int
     linger_seconds: float = 0.25
     max_in_flight: int = 4
+    max_partitions_per_insert: int = 64
 
 
 @dataclass
@@ -154,6 +166,7 @@ class Ingest:
         self.limits = limits
         self.metrics = metrics
         self.partitions: dict[int, Partition] = {}
+        self.flights: dict[asyncio.Task[None], list[Partition]] = {}  # groups in flight
         self.stopping = False
 
     # -- rebalances (called inside consume(), on the event loop's thread) -----------------
@@ -171,10 +184,12 @@ class Ingest:
                 partition = self.partitions.pop(number, None)
                 if partition is not None:
                     partition.revoked = True
-                    if partition.busy and partition.in_flight is not None:
-                        # The new owner re-forms this batch from its intent; ClickHouse
+                    task = partition.in_flight
+                    members = self.flights.get(task) if task is not None else None
+                    if task is not None and members and all(m.revoked for m in members):
+                        # The new owners re-form the group from its intents; ClickHouse
                         # drops whichever insert comes second.
-                        partition.in_flight.cancel()
+                        task.cancel()
 
     # -- the data path ----------------------------------------------------------------
 
@@ -213,14 +228,14 @@ class Ingest:
         partition would make them refill in lockstep, and the database idle meanwhile.
         """
         now = time.monotonic()
-        in_flight = sum(1 for p in self.partitions.values() if p.busy)
+        in_flight = self._flights()
         # Oldest batch first, so no partition waits for a free insert slot forever.
         for partition in sorted(self.partitions.values(), key=_batch_age):
-            batch = partition.open
+            batch = partition.open  # None also once it went along with an earlier one
             if batch is None or partition.busy or in_flight >= self.limits.max_in_flight:
                 continue
             if self._is_due(partition, batch, now):
-                self._start_flush(partition)
+                self._start_flush(partition, now)
                 in_flight += 1
         if not self.stopping:
             self._go_on(now)
@@ -243,21 +258,36 @@ class Ingest:
             batch = partition.open = Batch(self.token_prefix, partition.number, offset)
             if partition.intent is not None:  # the replay of a batch whose intent said so
                 batch.letters_sent = partition.intent.letters_sent
-        if isinstance(checked, Rejection):
-            batch.reject(offset, len(payload), message, checked)
-            self.metrics.dead_lettered(checked.reason)
-        elif isinstance(checked, tuple):  # the Avro path
-            identity = checked[:3]
-            unsure = not self.resends.is_new(identity)
-            batch.add_body(offset, len(payload), identity, checked[3], checked[4], message, unsure)
-        else:
-            identity = (checked["device_id"], checked["event_time"], checked["seq"])
-            unsure = not self.resends.is_new(identity)
-            batch.add(offset, len(payload), checked, message, unsure)
+        self._put(batch, message, checked, self.resends)
         partition.errors = 0
         intent = partition.intent
         if intent is not None and offset >= intent.last and not partition.busy:
-            self._start_flush(partition)
+            self._start_flush(partition, time.monotonic())
+
+    def _put(
+        self,
+        batch: Batch,
+        message: Message,
+        checked: Rejection | Record | Accepted,
+        resends: Resends | None,
+    ) -> None:
+        """Account for a checked message in ``batch``: a dead letter, or stored; stored ones
+        are looked up by identity before the insert unless ``resends`` knows them to be new
+        (without: always, and the owner of the partition counts its dead letters)."""
+        offset = cast(int, message.offset())
+        size = len(message.value() or b"")
+        if isinstance(checked, Rejection):
+            batch.reject(offset, size, message, checked)
+            if resends is not None:
+                self.metrics.dead_lettered(checked.reason)
+        elif isinstance(checked, tuple):  # the Avro path
+            identity = checked[:3]
+            unsure = resends is None or not resends.is_new(identity)
+            batch.add_body(offset, size, identity, checked[3], checked[4], message, unsure)
+        else:
+            identity = (checked["device_id"], checked["event_time"], checked["seq"])
+            unsure = resends is None or not resends.is_new(identity)
+            batch.add(offset, size, checked, message, unsure)
 
     def _check(self, payload: bytes, now_ms: int) -> Rejection | Record | Accepted:
         """Why the message is a dead letter; or, with ``bodies``, what the batch keeps of it
@@ -291,18 +321,24 @@ class Ingest:
             return True
         if age < self.limits.linger_seconds:
             return False
+        return age >= self.limits.max_seconds or self._is_caught_up(partition, batch)
+
+    def _is_caught_up(self, partition: Partition, batch: Batch, room: int = 0) -> bool:
+        """Live: no more messages wait behind the batch than it holds, or than ``room`` (or
+        none can join it).
+
+        Devices sending all the time keep the high watermark a little ahead of any poll
+        (librdkafka fetches meanwhile, polls queue for the agent), so "at the very end" would
+        rarely hold and batches would wait for a quiet moment; a backlog is many batches long.
+        """
         if partition.halt is not None:
             return True  # nothing joins it before the partition goes on
         high = self.source.high_watermark(partition.number)
         if high is None:
-            return age >= self.limits.max_seconds
-        # Live: no more messages wait behind the batch than it holds. Devices sending all the
-        # time keep the high watermark a little ahead of any poll (librdkafka fetches
-        # meanwhile, polls queue for the agent), so "at the very end" would rarely hold and
-        # batches would wait for a quiet moment; a backlog is many batches long.
+            return False
         waiting = high - (batch.last_offset + 1)
         taken = batch.last_offset + 1 - batch.first_offset
-        return age >= self.limits.max_seconds or waiting <= taken
+        return waiting <= max(taken, room)
 
     def _is_full(self, batch: Batch) -> bool:
         return batch.rows >= self.limits.max_rows or batch.size_bytes >= self.limits.max_bytes
@@ -381,77 +417,232 @@ class Ingest:
 
     # -- flushes ------------------------------------------------------------------------
 
+    def _flights(self) -> int:
+        return sum(1 for task in self.flights if not task.done())
+
     def _flush_now(self, partition: Partition) -> bool:
         """Start the open batch's flush if a slot is free; False if it must wait."""
-        in_flight = sum(1 for p in self.partitions.values() if p.busy)
-        if partition.busy or in_flight >= self.limits.max_in_flight:
+        if partition.busy or self._flights() >= self.limits.max_in_flight:
             return False
-        self._start_flush(partition)
+        self._start_flush(partition, time.monotonic())
         return True
 
-    def _start_flush(self, partition: Partition) -> None:
-        batch, partition.open, partition.intent = partition.open, None, None
+    def _start_flush(self, partition: Partition, now: float) -> None:
+        """Send the partition's open batch on its way, with the caught-up batches of others
+        (a group: one insert), or, for a replayed intent, with the group it names re-formed."""
+        batch, partition.open, intent = partition.open, None, partition.intent
+        partition.intent = None
         assert batch is not None
-        partition.in_flight = asyncio.create_task(self._flush(partition, batch))
-        # Once done, the next batch may go (and a halted partition go on).
-        partition.in_flight.add_done_callback(lambda _task: self.poll())
+        members = [partition] if intent is not None else [partition, *self._joiners(batch, now)]
+        parts = [batch]
+        for member in members[1:]:
+            assert member.open is not None
+            parts.append(member.open)
+            member.open = None
+        group = intent.group if intent is not None else ()
+        task = asyncio.create_task(self._flush(members, parts, group))
+        for member in members:
+            member.in_flight = task
+        self.flights[task] = members
 
-    async def _flush(self, partition: Partition, batch: Batch) -> None:
-        """Store the batch piece by piece until its whole range is committed.
+        def done(finished: asyncio.Task[None]) -> None:
+            self.flights.pop(finished, None)
+            self.poll()  # the next batch may go (and a halted partition go on)
 
-        A failed step (a refused commit, an error) is retried, never skipped: while the
-        partition is ours the piece is stored again, and a repeated insert is dropped by its
-        token. Only a revocation ends it (the next owner replays the intent).
+        task.add_done_callback(done)
+
+    def _joiners(self, first: Batch, now: float) -> list[Partition]:
+        """Other partitions whose open batch goes along in the same insert: caught up (no more
+        waiting behind it than it holds), nothing in flight, within the group's caps.
+
+        A batch with dead letters goes alone: should the dead-letter topic be unavailable, only
+        its own partition waits.
+        """
+        joiners: list[Partition] = []
+        if first.letters:
+            return joiners
+        rows, size = first.rows, first.size_bytes
+        for partition in sorted(self.partitions.values(), key=_batch_age):
+            if len(joiners) + 1 >= self.limits.max_partitions_per_insert:
+                break
+            batch = partition.open
+            if batch is None or batch is first or partition.busy or partition.intent is not None:
+                continue
+            if batch.letters:
+                continue
+            if rows + batch.rows > self.limits.max_rows:
+                continue
+            if size + batch.size_bytes > self.limits.max_bytes:
+                continue
+            # A batch opened a moment ago is live if no more waits behind it than the due
+            # batch took: joining keeps live partitions' batches in step, one insert for all.
+            if self._is_full(batch) or self._is_caught_up(partition, batch, first.messages):
+                joiners.append(partition)
+                rows += batch.rows
+                size += batch.size_bytes
+        return joiners
+
+    async def _flush(
+        self, members: list[Partition], parts: list[Batch], replayed: tuple[Part, ...]
+    ) -> None:
+        """Store the group piece by piece until every owned partition's range is committed.
+
+        A failed step (a refused commit, an error) is retried, never skipped: while any member
+        is ours the piece is stored again, and a repeated insert is dropped by its token. Only
+        losing every member ends it (their next owners replay the intents).
         """
         self.metrics.in_flight.inc()
-        pieces = [batch]
         attempt = 0
         try:
-            while pieces:
+            while True:
                 try:
-                    pieces[0:1] = await self._store(partition.number, pieces[0])
-                    attempt = 0
+                    pieces = [await self._regroup(parts, replayed) if replayed else Group(parts)]
+                    break
                 except Exception as error:
-                    if partition.revoked:
+                    if all(member.revoked for member in members):
                         return
                     attempt += 1
-                    self._flush_failed(partition.number, pieces[0], error, attempt)
+                    self._flush_failed(Group(parts), error, attempt)
                     await asyncio.sleep(backoff(attempt, MAX_HALT_SECONDS))
-            partition.flushes += 1
+            attempt = 0
+            while pieces:
+                try:
+                    pieces[0:1] = await self._store(members, pieces[0])
+                    attempt = 0
+                except Exception as error:
+                    if all(member.revoked for member in members):
+                        return
+                    attempt += 1
+                    self._flush_failed(pieces[0], error, attempt)
+                    await asyncio.sleep(backoff(attempt, MAX_HALT_SECONDS))
+            for member in members:
+                member.flushes += 1
         finally:
             self.metrics.in_flight.dec()
 
-    async def _store(self, number: int, batch: Batch) -> list[Batch]:
-        """Dead letters → intent commit → insert → commit. Returns the pieces still to store
-        when ClickHouse refused the batch's data (none when it is committed).
+    async def _regroup(self, parts: list[Batch], replayed: tuple[Part, ...]) -> Group:
+        """The group a replayed ``sg2`` intent names: this partition's batch, re-formed from
+        its own stream, and every other part read again from Kafka by offset. Inserted with
+        the same token, ClickHouse drops it if the crashed owner's insert went in; the other
+        parts are neither committed nor dead-lettered here (their owners do that)."""
+        own = parts[0]
+        others: list[Batch] = []
+        for number, first, last in replayed:
+            if number == own.partition:
+                continue
+            messages = await self.source.read_range(number, first, last)
+            if messages is None:
+                log.warning(
+                    "partition %d offsets %d-%d of group %s are no longer in Kafka; replaying "
+                    "partition %d alone, each message looked up by identity",
+                    number,
+                    first,
+                    last,
+                    Group([own, *others]).token,
+                    own.partition,
+                )
+                own.unsure = list(range(len(own.offsets)))
+                return Group([own])
+            others.append(self._reread(number, first, last, messages))
+        return Group([own, *others])
 
-        The letters go first and the intent says they went: the owner that replays the intent
+    def _reread(self, number: int, first: int, last: int, messages: list[Message]) -> Batch:
+        """Another partition's part of a replayed group, from its messages read again."""
+        now_ms = int(time.time() * 1000)
+        batch = Batch(self.token_prefix, number, first)
+        batch.letters_sent = True  # an sg2 intent is committed after its group's letters went
+        for message in messages:
+            self._put(batch, message, self._check(message.value() or b"", now_ms), None)
+        batch.last_offset = last
+        return batch
+
+    async def _store(self, members: list[Partition], group: Group) -> list[Group]:
+        """Dead letters → intents commit → insert → commit. Returns the pieces still to store
+        when ClickHouse refused the group's data (none when it is committed).
+
+        The letters go first and the intents say they went: the owner that replays an intent
         after a rebalance or a crash sends none of them again.
         """
-        resent = len(batch.resent)
-        await self.resends.settle(batch)
-        self.metrics.resends.inc(len(batch.resent) - resent)
-        if batch.letters and not batch.letters_sent:
-            await self.dead_letters.deliver(
-                [Letter.of(message, rejection) for message, rejection in batch.letters]
-            )
+        for batch in group.parts:
+            resent = len(batch.resent)
+            await self.resends.settle(batch)
+            self.metrics.resends.inc(len(batch.resent) - resent)
+        letters = [
+            Letter.of(message, rejection)
+            for batch in group.parts
+            if not batch.letters_sent
+            for message, rejection in batch.letters
+        ]
+        if letters:
+            await self.dead_letters.deliver(letters)
+        for batch in group.parts:
             batch.letters_sent = True
-        if batch.rows:
-            intent = Intent(batch.first_offset, batch.last_offset, bool(batch.letters))
-            await self.source.commit({number: (batch.first_offset, intent.metadata())})
+        if group.rows:
+            group = await self._announce(members, group)
             try:
-                await self.sink.insert(batch)
+                await self.sink.insert(group)
             except Unstorable as refusal:
-                return self._divide(batch, refusal)
+                return await self._divide(members, group, refusal)
             self.metrics.batch_stored(
-                batch.rows, batch.size_bytes, batch.oldest_event_ms, batch.first_sent_ms()
+                group.rows, group.size_bytes, group.oldest_event_ms(), group.first_sent_ms()
             )
-        await self.source.commit({number: (batch.last_offset + 1, "")})
+        await self._commit(members, {b.partition: (b.last_offset + 1, "") for b in group.parts})
         return []
 
-    def _divide(self, batch: Batch, refusal: Unstorable) -> list[Batch]:
-        """The pieces of a batch ClickHouse refused: halves, or the one message as a dead letter."""
+    async def _announce(self, members: list[Partition], group: Group) -> Group:
+        """Commit the group's intents (every owned member's, in one request: Kafka writes them
+        together or not at all); returns the group to insert.
+
+        Once they are committed the group stays whole whoever owns its partitions: a member's
+        next owner replays it by the same token. A member lost before that is left out — unless
+        a refused commit had in fact been written (the intent is then in Kafka, and that
+        member's next owner replays the whole group).
+        """
+        intents = _intents(group)
+        if len(group.parts) > 1 and any(m.revoked for m in members if m.number in intents):
+            owned = [m for m in members if not m.revoked and m.number in intents]
+            if not owned:
+                raise CommitFailed("every partition of the group moved to another member")
+            written = self.source.committed(owned[0].number)
+            mine = intents[owned[0].number]
+            if written != (mine.first, mine.metadata()):
+                group = Group([b for b in group.parts if b.partition in {m.number for m in owned}])
+                intents = _intents(group)
+        await self._commit(members, _offsets(intents))
+        return group
+
+    async def _commit(self, members: list[Partition], offsets: dict[int, tuple[int, str]]) -> None:
+        """Commit the offsets of the members still ours (a moved one is its next owner's)."""
+        owned = {m.number for m in members if not m.revoked}
+        mine = {number: offset for number, offset in offsets.items() if number in owned}
+        if not mine:
+            raise CommitFailed("every partition of the group moved to another member")
+        await self.source.commit(mine)
+
+    async def _divide(
+        self, members: list[Partition], group: Group, refusal: Unstorable
+    ) -> list[Group]:
+        """The pieces of a group ClickHouse refused: its partitions' batches (each under an
+        intent of its own, committed together first), a batch's halves, or the one message as
+        a dead letter."""
         self.metrics.batch_refused(refusal.kind)
+        if len(group.parts) >= 2:
+            owned = {m.number for m in members if not m.revoked}
+            if not refusal.data and any(b.partition not in owned for b in group.parts):
+                # Not the data's fault (memory): another owner may yet insert the group whole.
+                raise refusal
+            pieces = [Group([b]) for b in group.parts if b.partition in owned]
+            log.warning(
+                "ClickHouse refused group %s (%s); storing its partitions' batches one by one",
+                group.token,
+                refusal,
+            )
+            for part in group.parts:  # a refused insert may have stored some parts
+                part.unsure = list(range(len(part.offsets)))
+            # Every piece's own intent replaces the group's at once: no one replays the group.
+            await self._commit(members, _offsets(_intents_of(pieces)))
+            return pieces
+        batch = group.parts[0]
         if len(batch.offsets) >= 2:
             left, right = batch.split()
             log.warning(
@@ -461,9 +652,9 @@ class Ingest:
                 left.token,
                 right.token,
             )
-            for piece in (left, right):  # a refused insert may have stored some parts
-                piece.unsure = list(range(len(piece.offsets)))
-            return [left, right]
+            for half in (left, right):  # a refused insert may have stored some parts
+                half.unsure = list(range(len(half.offsets)))
+            return [Group([left]), Group([right])]
         message = batch.raw[0]
         if not refusal.data or message is None:
             raise refusal  # not the message's fault (memory): the partition waits
@@ -478,40 +669,37 @@ class Ingest:
         rejected = Batch(batch.topic, batch.partition, batch.first_offset, batch.last_offset)
         rejected.letters = [(message, rejection)]
         rejected.resent = batch.resent
-        return [rejected]
+        return [Group([rejected])]
 
-    def _flush_failed(self, number: int, batch: Batch, error: Exception, attempt: int) -> None:
+    def _flush_failed(self, group: Group, error: Exception, attempt: int) -> None:
         kind = "commit" if isinstance(error, CommitFailed) else type(error).__name__.lower()
         self.metrics.flush_failed(kind)
         if isinstance(error, CommitFailed):
             log.warning(
-                "commit for partition %d refused (%s); batch %s again, attempt %d",
-                number,
+                "commit for %s refused (%s); storing it again, attempt %d",
+                group.token,
                 error,
-                batch.token,
                 attempt + 1,
             )
         elif attempt == 1:
             log.exception(
-                "storing batch %s of partition %d failed; retrying it, nothing past it is "
-                "committed",
-                batch.token,
-                number,
+                "storing %s failed; retrying it, nothing past it is committed",
+                group.token,
                 exc_info=error,
             )
         elif attempt % 10 == 0:
-            log.warning("batch %s still failing (attempt %d): %s", batch.token, attempt, error)
+            log.warning("%s still failing (attempt %d): %s", group.token, attempt, error)
 
     # -- shutdown -----------------------------------------------------------------------
 
     async def drain(self, grace: float, serve: Callable[[], None]) -> None:
-        """Let batches in flight finish (up to ``grace`` s); abandon open ones uncommitted.
+        """Let groups in flight finish (up to ``grace`` s); abandon open batches uncommitted.
 
         ``serve`` keeps the consumer answering meanwhile: the commits in flight complete
         through its callbacks.
         """
         self.stopping = True
-        tasks = [p.in_flight for p in self.partitions.values() if p.busy and p.in_flight]
+        tasks = [task for task in self.flights if not task.done()]
         for partition in self.partitions.values():
             partition.open = None
         deadline = time.monotonic() + grace
@@ -525,3 +713,19 @@ class Ingest:
 
 def _batch_age(partition: Partition) -> float:
     return partition.open.created if partition.open is not None else float("inf")
+
+
+def _intents(group: Group) -> dict[int, Intent]:
+    """The intent each partition of the group commits before its insert."""
+    if len(group.parts) == 1:
+        batch = group.parts[0]
+        return {batch.partition: Intent(batch.first_offset, batch.last_offset, bool(batch.letters))}
+    return group_intents([(b.partition, b.first_offset, b.last_offset) for b in group.parts])
+
+
+def _intents_of(pieces: list[Group]) -> dict[int, Intent]:
+    return {number: intent for piece in pieces for number, intent in _intents(piece).items()}
+
+
+def _offsets(intents: dict[int, Intent]) -> dict[int, tuple[int, str]]:
+    return {number: (intent.first, intent.metadata()) for number, intent in intents.items()}

@@ -86,6 +86,7 @@ class Pipeline:
                 settings.max_message_bytes,
                 settings.batch_linger_seconds,
                 settings.max_inserts_in_flight,
+                settings.max_partitions_per_insert,
             ),
             metrics,
             bodies=avro,

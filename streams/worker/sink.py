@@ -1,4 +1,5 @@
-"""The ClickHouse sink: one idempotent insert per batch, retried until ClickHouse acknowledged."""
+"""The ClickHouse sink: one idempotent insert per group of batches, retried until ClickHouse
+acknowledged."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Literal
 
 from clickhouse_connect.driver.asyncclient import AsyncClient
 
-from streams.worker.batch import COLUMNS, Batch, Identity
+from streams.worker.batch import COLUMNS, Group, Identity
 from streams.worker.dlq import LETTER_COLUMNS, Letter, letter_row
 from streams.worker.retry import backoff
 from streams.worker.telemetry import WorkerMetrics
@@ -77,9 +78,10 @@ class Unstorable(Exception):
 
 
 class ClickHouseSink:
-    """Inserts batches into ``readings`` with a deduplication token derived from their offsets.
+    """Inserts groups of batches into ``readings`` with a deduplication token derived from
+    their offsets.
 
-    Two ways, the same rows. With a container (``avro``) it sends the batch's message bodies,
+    Two ways, the same rows. With a container (``avro``) it sends the batches' message bodies,
     already decoded and validated here, as one Avro container into ``readings_input``, where
     ClickHouse parses them and a view expands them into ``readings``. Without (``native``) it
     builds the rows here and inserts them into ``readings`` in ClickHouse's Native format
@@ -107,7 +109,7 @@ class ClickHouseSink:
         self._timeout = insert_timeout
         self._max_backoff = max_backoff
 
-    async def insert(self, batch: Batch) -> None:
+    async def insert(self, group: Group) -> None:
         attempt = 0
         refusals = 0
         while True:
@@ -115,12 +117,12 @@ class ClickHouseSink:
             started = time.monotonic()
             cap = self._max_backoff
             try:
-                await asyncio.wait_for(self._insert_once(batch, query_id), self._timeout)
+                await asyncio.wait_for(self._insert_once(group, query_id), self._timeout)
                 self._metrics.insert_duration.observe(time.monotonic() - started)
                 return
             except TimeoutError:
                 self._metrics.clickhouse_error("timeout")
-                log.warning("insert %s exceeded %.0f s; cancelling it", batch.token, self._timeout)
+                log.warning("insert %s exceeded %.0f s; cancelling it", group.token, self._timeout)
                 await self._kill(query_id)
             except Exception as error:
                 kind = error_kind(error)
@@ -131,7 +133,7 @@ class ClickHouseSink:
                     if refusals >= REFUSALS_BEFORE_SPLIT[verdict]:
                         raise Unstorable(kind, _short(error), verdict == "data") from None
                 log.warning(
-                    "insert %s failed (attempt %d): %s", batch.token, attempt + 1, _short(error)
+                    "insert %s failed (attempt %d): %s", group.token, attempt + 1, _short(error)
                 )
                 if kind in _PART_PRESSURE and verdict == "transient":
                     cap = self._max_backoff * 6  # give merges time; the next batch grows
@@ -185,21 +187,21 @@ class ClickHouseSink:
         )
         return {str(d): int(s) for d, s in result.result_rows}
 
-    async def _insert_once(self, batch: Batch, query_id: str) -> None:
+    async def _insert_once(self, group: Group, query_id: str) -> None:
         settings: dict[str, Any] = {
             "insert_deduplicate": 1,
-            "insert_deduplication_token": batch.token,
+            "insert_deduplication_token": group.token,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
             "query_id": query_id,
         }
         if self._container is not None:
             await self._client.raw_insert(
-                INPUT_TABLE, None, self._container.of(batch), settings=settings, fmt="Avro"
+                INPUT_TABLE, None, self._container.of(group), settings=settings, fmt="Avro"
             )
             return
         await self._client.insert(
             TABLE,
-            batch.columns(),
+            group.columns(),
             column_names=COLUMNS,
             column_type_names=COLUMN_TYPES,
             column_oriented=True,
@@ -219,9 +221,10 @@ class ClickHouseSink:
 
 
 class AvroContainer:
-    """A batch as an Avro object container file of one block: each row is the message's source
-    (partition and offset, little-endian, a ``fixed`` of 10 bytes) followed by its body in the
-    newest measurement schema — the bytes the worker decoded and validated, not re-encoded."""
+    """A group's batches as an Avro object container file of one block: each row is the
+    message's source (partition and offset, little-endian, a ``fixed`` of 10 bytes) followed by
+    its body in the newest measurement schema — the bytes the worker decoded and validated, not
+    re-encoded."""
 
     def __init__(self, measurement: dict[str, Any]) -> None:
         schema = {
@@ -240,16 +243,17 @@ class AvroContainer:
             header += [_long(len(key)), key, _long(len(value)), value]
         self._header = b"".join([*header, _long(0), self._sync])
 
-    def of(self, batch: Batch) -> bytes:
-        partition = batch.partition.to_bytes(2, "little")
-        rows = b"".join(
-            [
+    def of(self, group: Group) -> bytes:
+        rows = []
+        for batch in group.parts:
+            partition = batch.partition.to_bytes(2, "little")
+            rows += [
                 partition + offset.to_bytes(8, "little") + body
                 for offset, body in zip(batch.offsets, batch.bodies, strict=True)
             ]
-        )
-        count = len(batch.offsets)
-        return b"".join([self._header, _long(count), _long(len(rows)), rows, self._sync])
+        count = len(rows)
+        block = b"".join(rows)
+        return b"".join([self._header, _long(count), _long(len(block)), block, self._sync])
 
 
 def _long(value: int) -> bytes:

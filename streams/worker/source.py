@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 COMMIT_ANSWER_SECONDS = 30.0
 
 CommitKey = tuple[int, int, str]  # partition, offset, metadata: what the answer names
+
+# A range another member's part of a group insert holds is read within this long, or the
+# replay waits and tries again (streams/worker/ingest.py).
+RANGE_READ_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,14 @@ class KafkaSource:
         if settings.kafka_group_protocol == "classic":
             config["partition.assignment.strategy"] = "cooperative-sticky"
         self._consumer = Consumer(config)
+        # Reads of a range by offset (no group: it joins nothing and commits nothing).
+        self._range_config: dict[str, Any] = {
+            **settings.kafka_config(),
+            "group.id": f"{settings.consumer_group}-ranges",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "client.id": f"streamgauge-worker-{settings.worker_index}-ranges",
+        }
 
     def subscribe(self, on_rebalance: Callable[[RebalanceEvent], None]) -> None:
         """Join the group; ``on_rebalance`` hears of every assignment and revocation."""
@@ -142,6 +154,49 @@ class KafkaSource:
             raise CommitFailed(str(errors[0]))
         if unanswered:
             raise CommitFailed(f"no answer from Kafka in {self.commit_answer_seconds:.0f} s")
+
+    def committed(self, partition: int) -> tuple[int, str] | None:
+        """The group's committed offset of ``partition`` and its metadata; None if it has none.
+        Asks Kafka and waits for the answer (a rare path: a group insert's announcement that
+        failed while one of its partitions moved)."""
+        [tp] = self._consumer.committed([TopicPartition(self.topic, partition)], timeout=10)
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+        return (tp.offset, tp.metadata or "") if tp.offset >= 0 else None
+
+    async def read_range(self, partition: int, first: int, last: int) -> list[Message] | None:
+        """The messages at offsets ``first..last`` of ``partition``, read by a consumer of its
+        own (in a thread: this one's polls stay on the event loop); None when Kafka no longer
+        holds ``first``."""
+        return await asyncio.to_thread(self._read_range, partition, first, last)
+
+    def _read_range(self, partition: int, first: int, last: int) -> list[Message] | None:
+        consumer = Consumer(self._range_config)
+        try:
+            low, _ = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=10
+            )
+            if low > first:
+                return None
+            consumer.assign([TopicPartition(self.topic, partition, first)])
+            messages: list[Message] = []
+            deadline = time.monotonic() + RANGE_READ_SECONDS
+            while time.monotonic() < deadline:
+                for message in consumer.consume(10_000, 0.2):
+                    error = message.error()
+                    if error is not None:
+                        raise KafkaException(error)
+                    offset = cast(int, message.offset())
+                    if offset > last:
+                        return messages
+                    messages.append(message)
+                    if offset == last:
+                        return messages
+            raise TimeoutError(
+                f"partition {partition} offsets {first}-{last} not read in {RANGE_READ_SECONDS} s"
+            )
+        finally:
+            consumer.close()
 
     def _forget(self, key: CommitKey, future: asyncio.Future[None]) -> None:
         queue = self._pending_commits.get(key)
@@ -198,13 +253,19 @@ class KafkaSource:
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
-        intents = {tp.partition: parse_intent(tp.offset, tp.metadata) for tp in committed}
+        intents = {
+            tp.partition: parse_intent(tp.partition, tp.offset, tp.metadata) for tp in committed
+        }
         self.assigned.update(intents)
         log.info(
             "rebalance: assigned partitions %s of %s%s",
             sorted(intents),
             self.topic,
-            "".join(f"; p{p} replays intent {i.first}-{i.last}" for p, i in intents.items() if i),
+            "".join(
+                f"; p{p} replays intent {i.first}-{i.last}{' of a group insert' if i.group else ''}"
+                for p, i in intents.items()
+                if i
+            ),
         )
         self.epoch += 1
         self._on_rebalance(Assigned(intents, self.epoch))

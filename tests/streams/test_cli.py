@@ -43,6 +43,11 @@ SECRET = "s3cret-Not-To-Show"
             ["worker", "--processes", "1"],
             "Cannot describe topic no-such-topic-here",
         ),
+        (
+            {"STREAMGAUGE_MAX_PARTITIONS_PER_INSERT": "200"},
+            ["worker", "--processes", "1"],
+            "STREAMGAUGE_MAX_PARTITIONS_PER_INSERT must be 1 to 150, got 200.",
+        ),
     ],
 )
 def test_a_wrong_setting_is_one_sentence(

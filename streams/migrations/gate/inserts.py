@@ -21,7 +21,7 @@ from streams.clickhouse import async_client
 from streams.errors import UserError
 from streams.migrations.gate.layout import parts
 from streams.settings import Settings
-from streams.worker.batch import Batch
+from streams.worker.batch import Batch, Group
 from streams.worker.sink import ClickHouseSink, Unstorable
 from streams.worker.telemetry import WorkerMetrics
 
@@ -83,7 +83,7 @@ class Inserter:
         """Insert through the sink; seconds it took. Gives up after a few failed attempts."""
         self._errors.messages.clear()
         started = time.perf_counter()
-        task = asyncio.create_task(self._sinks[side].insert(batch))
+        task = asyncio.create_task(self._sinks[side].insert(Group([batch])))
         while not task.done():
             await asyncio.wait({task}, timeout=0.05)
             if len(self._errors.messages) >= FAILED_ATTEMPTS:

@@ -14,7 +14,7 @@ from confluent_kafka import Message
 from streams.codec import Decoder, Encoder, load_versions
 from streams.settings import REPO_ROOT
 from streams.validate import Validator
-from streams.worker.batch import Batch, Identity
+from streams.worker.batch import Batch, Group, Identity
 from streams.worker.dlq import Letter
 from streams.worker.ingest import Ingest, Limits
 from streams.worker.intents import Intent
@@ -72,12 +72,25 @@ class FakeSource:
     high: dict[int, int] = field(default_factory=dict)
     refuse: int = 0  # refuse this many commits
     epoch: int = 0
+    kafka: dict[int, list[Message]] = field(default_factory=dict)  # read again by offset
+    committed_offsets: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
         self.log.append(("commit", offsets))
         if self.refuse:
             self.refuse -= 1
             raise CommitFailed("STALE_MEMBER_EPOCH")
+        self.committed_offsets.update(offsets)
+
+    def committed(self, partition: int) -> tuple[int, str] | None:
+        return self.committed_offsets.get(partition)
+
+    async def read_range(self, partition: int, first: int, last: int) -> list[Message] | None:
+        self.log.append(("read", (partition, first, last)))
+        held = [m for m in self.kafka.get(partition, []) if first <= _offset(m) <= last]
+        if not held or _offset(held[0]) != first:
+            return None
+        return held
 
     def pause(self, partitions: Sequence[int]) -> None:
         self.paused |= set(partitions)
@@ -106,16 +119,21 @@ class FakeSink:
     refuse: set[str] = field(default_factory=set)
     fail_once: bool = False
 
-    async def insert(self, batch: Batch) -> None:
-        self.log.append(("insert", batch.token))
+    tokens: set[str] = field(default_factory=set)
+
+    async def insert(self, group: Group) -> None:
+        self.log.append(("insert", group.token))
         await self.gate.wait()
         if self.fail_once:
             self.fail_once = False
             await asyncio.sleep(0.01)  # fails the way a server does: after a while
             raise RuntimeError("a bug")
-        if self.refuse & {device for device, _, _ in batch.identities}:
+        if self.refuse & {device for b in group.parts for device, _, _ in b.identities}:
             raise Unstorable("code_53", "type mismatch", data=True)
-        self.batches.append(batch)
+        if group.token in self.tokens:
+            return  # ClickHouse drops a repeated token
+        self.tokens.add(group.token)
+        self.batches.extend(group.parts)
 
     async def highest_seqs(self, devices: Sequence[str]) -> dict[str, int]:
         highest: dict[str, int] = {}
@@ -150,6 +168,10 @@ class FakeDeadLetters:
         self.sent.extend((letter.source[2], letter.reason) for letter in letters)
         if self.log is not None:
             self.log.append(("deliver", [letter.source[2] for letter in letters]))
+
+
+def _offset(message: Message) -> int:
+    return cast(int, message.offset())
 
 
 def message(
@@ -624,3 +646,232 @@ async def test_steady_traffic_is_never_looked_up_while_batches_overlap() -> None
     await settle()
     assert lookups == [1], "only the resend is looked up"
     assert len(sink.rows()) == offset * 2
+
+
+# -- groups: one insert for several partitions' batches ------------------------------------
+
+
+def fleet_message(partition: int, offset: int, valid: bool = True, device: str = "") -> Message:
+    """A message of a device that sends to this partition only (as keyed devices do)."""
+    return message(partition, offset, valid, device=device or f"p{partition}-d{offset % 2}")
+
+
+def caught_up(ingest: Ingest, **high: int) -> FakeSource:
+    source = cast(FakeSource, ingest.source)
+    source.high = {int(p[1:]): offset for p, offset in high.items()}
+    return source
+
+
+async def test_caught_up_partitions_go_in_one_insert_under_one_token() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, linger=0.0)
+    caught_up(ingest, p0=2, p1=2, p2=900)  # partition 2 has a backlog: it keeps filling
+    ingest.on_rebalance(Assigned({0: None, 1: None, 2: None}))
+    sink.gate.set()
+    ingest.submit([fleet_message(p, o) for p in (0, 1, 2) for o in (0, 1)])
+    await settle()
+    metadata = "sg2:0:0-1,1:0-1"
+    assert log == [
+        ("commit", {0: (0, metadata), 1: (0, metadata)}),
+        ("insert", "m/0:0-1,1:0-1"),
+        ("commit", {0: (2, ""), 1: (2, "")}),
+    ]
+    assert sorted(b.partition for b in sink.batches) == [0, 1]
+    assert len(sink.rows()) == 8
+    open_batch = ingest.partitions[2].open
+    assert open_batch is not None
+    assert open_batch.messages == 2
+
+
+async def test_a_live_partition_whose_batch_just_opened_joins_a_backlogged_one_does_not() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, linger=0.0)
+    # Partition 1 opened its batch a moment ago: 4 messages fetched behind its 1, fewer than
+    # the due batch of partition 0 took. Partition 2 is a backlog.
+    caught_up(ingest, p0=10, p1=5, p2=500)
+    ingest.on_rebalance(Assigned({0: None, 1: None, 2: None}))
+    sink.gate.set()
+    ingest.submit([fleet_message(1, 0), fleet_message(2, 0)])
+    ingest.submit([fleet_message(0, o) for o in range(10)])
+    await settle()
+    assert [token for kind, token in log if kind == "insert"] == ["m/0:0-9,1:0-0"]
+
+
+async def test_a_group_holds_at_most_max_rows_and_a_full_batch_goes_alone() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=6, linger=0.0)
+    caught_up(ingest, p0=2, p1=2, p2=2)
+    ingest.on_rebalance(Assigned({0: None, 1: None, 2: None}))
+    sink.gate.set()
+    ingest.submit([fleet_message(p, o) for p in (0, 1, 2) for o in (0, 1)])  # 4 readings each
+    await settle()
+    inserted = [token for kind, token in log if kind == "insert"]
+    assert inserted == ["m/0/0-1", "m/1/0-1", "m/2/0-1"], "two batches would be 8 readings"
+    ingest2, log2, sink2, _ = make_ingest(max_rows=10, linger=0.0)
+    caught_up(ingest2, p0=5, p1=2)
+    ingest2.on_rebalance(Assigned({0: None, 1: None}))
+    sink2.gate.set()
+    ingest2.submit([fleet_message(1, o) for o in (0, 1)])
+    ingest2.submit([fleet_message(0, o) for o in range(5)])  # 10 readings: full
+    await settle()
+    assert [token for kind, token in log2 if kind == "insert"] == ["m/1/0-1", "m/0/0-4"]
+
+
+async def test_a_batch_with_dead_letters_goes_alone() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=1000, linger=0.0)
+    caught_up(ingest, p0=2, p1=2)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    sink.gate.set()
+    dead.gate.clear()  # the dead-letter topic is unavailable
+    ingest.submit([fleet_message(0, 0), fleet_message(0, 1, valid=False)])
+    ingest.submit([fleet_message(1, 0), fleet_message(1, 1)])
+    await settle()
+    assert ("insert", "m/1/0-1") in log, "partition 1 is not held by partition 0's letters"
+    assert ("commit", {1: (2, "")}) in log
+    dead.gate.set()
+    await settle()
+    assert ("commit", {0: (2, "")}) in log
+
+
+async def test_the_replay_of_a_group_re_forms_it_reading_the_other_parts_again() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=1000)
+    source = cast(FakeSource, ingest.source)
+    # A process owning partitions 0 and 3 announced one insert for 0:10-12 and 3:5-6, and died.
+    source.kafka = {3: [fleet_message(3, 5), fleet_message(3, 6, valid=False)]}
+    group = ((0, 10, 12), (3, 5, 6))
+    ingest.on_rebalance(Assigned({0: Intent(10, 12, True, group)}))  # partition 3 went elsewhere
+    sink.gate.set()
+    ingest.submit([fleet_message(0, o) for o in range(10, 15)])
+    await settle()
+    assert ("read", (3, 5, 6)) in log
+    assert ("insert", "m/0:10-12,3:5-6") in log, "the token of the crashed owner's insert"
+    assert ("commit", {0: (13, "")}) in log
+    assert not [e for e in log if e[0] == "commit" and 3 in e[1]], "partition 3 is not ours"
+    assert dead.sent == [], "the group's letters went before its intents"
+    assert sorted((b.partition, b.offsets) for b in sink.batches) == [
+        (0, [10, 11, 12]),
+        (3, [5]),
+    ]
+    open_batch = ingest.partitions[0].open
+    assert open_batch is not None
+    assert open_batch.first_offset == 13
+
+
+async def test_a_group_stored_before_the_crash_is_not_stored_again_by_either_owner() -> None:
+    group = ((0, 10, 11), (3, 5, 6))
+    kafka = {
+        0: [fleet_message(0, o) for o in range(10, 12)],
+        3: [fleet_message(3, o) for o in (5, 6)],
+    }
+    sink_tokens: set[str] = {"m/0:10-11,3:5-6"}  # the crashed owner's insert went in
+    for mine in (0, 3):
+        ingest, log, sink, _ = make_ingest(max_rows=1000)
+        sink.tokens = sink_tokens
+        cast(FakeSource, ingest.source).kafka = kafka
+        first, last = {0: (10, 11), 3: (5, 6)}[mine]
+        ingest.on_rebalance(Assigned({mine: Intent(first, last, True, group)}))
+        sink.gate.set()
+        ingest.submit(kafka[mine])
+        await settle()
+        assert ("insert", "m/0:10-11,3:5-6") in log
+        assert ("commit", {mine: (last + 1, "")}) in log
+        assert not sink.batches, "dropped by its token"
+
+
+async def test_a_group_whose_other_part_is_gone_is_replayed_alone_by_identity() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000)
+    ingest.on_rebalance(Assigned({0: Intent(10, 11, True, ((0, 10, 11), (3, 5, 6)))}))
+    sink.gate.set()
+    stored = fleet_message(0, 10)
+    sink.batches.append(Batch("m", 0, 10))  # message 10 went in before the crash
+    sink.batches[0].add(10, 1, Decoder(VERSIONS).decode(stored.value() or b""))
+    ingest.submit([stored, fleet_message(0, 11)])
+    await settle()
+    assert ("insert", "m/0/10-11") in log, "its own range, alone"
+    assert ("commit", {0: (12, "")}) in log
+    assert sorted(sink.rows()) == sorted([("p0-d0", 10)] * 2 + [("p0-d1", 11)] * 2)
+
+
+async def test_a_member_lost_before_the_announcement_is_left_out_of_the_group() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, linger=0.0)
+    caught_up(ingest, p0=2, p1=2)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    sink.gate.set()
+    lookups = asyncio.Event()
+    highest = sink.highest_seqs
+
+    async def slow_lookup(devices: Sequence[str]) -> dict[str, int]:
+        await lookups.wait()  # the group is held before its announcement
+        return await highest(devices)
+
+    sink.highest_seqs = slow_lookup  # type: ignore[method-assign]
+    ingest.submit([fleet_message(p, o) for p in (0, 1) for o in (0, 1)])
+    await settle()
+    task = ingest.partitions[0].in_flight
+    ingest.on_rebalance(Revoked(frozenset({1})))
+    lookups.set()
+    await settle()
+    assert task is not None
+    assert not task.cancelled(), "partition 0 is still ours"
+    assert log == [
+        ("commit", {0: (0, "sg1:0-1")}),
+        ("insert", "m/0/0-1"),
+        ("commit", {0: (2, "")}),
+    ], "partition 1 starts over at its next owner"
+
+
+async def test_a_member_lost_after_the_announcement_leaves_the_group_whole() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, linger=0.0)
+    caught_up(ingest, p0=2, p1=2)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    ingest.submit([fleet_message(p, o) for p in (0, 1) for o in (0, 1)])
+    await settle()
+    assert ("insert", "m/0:0-1,1:0-1") in log  # waiting for ClickHouse
+    ingest.on_rebalance(Revoked(frozenset({1})))
+    sink.gate.set()
+    await settle()
+    assert len(sink.rows()) == 8, "its next owner replays the same group: dropped"
+    assert log[-1] == ("commit", {0: (2, "")})
+
+
+async def test_an_announcement_written_though_refused_keeps_the_group_whole() -> None:
+    ingest, log, sink, _ = make_ingest(max_rows=1000, linger=0.0)
+    source = caught_up(ingest, p0=2, p1=2)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    sink.gate.set()
+    metadata = "sg2:0:0-1,1:0-1"
+    source.refuse = 1
+    source.committed_offsets = {0: (0, metadata), 1: (0, metadata)}  # written all the same
+    ingest.submit([fleet_message(p, o) for p in (0, 1) for o in (0, 1)])
+    await settle()
+    ingest.on_rebalance(Revoked(frozenset({1})))
+    await logged(log, ("commit", {0: (2, "")}))
+    commits = [entry for kind, entry in log if kind == "commit"]
+    assert commits == [
+        {0: (0, metadata), 1: (0, metadata)},
+        {0: (0, metadata)},
+        {0: (2, "")},
+    ]
+    assert ("insert", "m/0:0-1,1:0-1") in log, "partition 1's next owner replays this group"
+
+
+async def test_a_refused_group_is_stored_partition_by_partition() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=1000, linger=0.0)
+    caught_up(ingest, p0=2, p1=3)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    sink.gate.set()
+    sink.refuse = {"poison"}
+    poison = fleet_message(1, 1, device="poison")
+    ingest.submit([fleet_message(p, 0) for p in (0, 1)] + [fleet_message(0, 1), poison])
+    ingest.submit([fleet_message(1, 2)])
+    for _ in range(50):
+        await settle()
+        if ("commit", {1: (3, "")}) in log:
+            break
+    commits = [entry for kind, entry in log if kind == "commit"]
+    assert commits[0] == {0: (0, "sg2:0:0-1,1:0-1"), 1: (0, "sg2:0:0-1,1:0-1")}
+    assert commits[1] == {0: (0, "sg1:0-1"), 1: (0, "sg1:0-1")}, "both replace the group at once"
+    assert dead.sent == [(1, "rejected_by_clickhouse")], "no neighbour of another partition"
+    assert sorted((b.partition, o) for b in sink.batches for o in b.offsets) == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 2),
+    ]

@@ -17,7 +17,7 @@ from streams.clickhouse import async_client
 from streams.codec import Decoder, Encoder, load_versions
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
-from streams.worker.batch import Batch
+from streams.worker.batch import Batch, Group
 from streams.worker.sink import AvroContainer, ClickHouseSink
 from streams.worker.telemetry import WorkerMetrics
 from tests.support.accounting import dead_letters
@@ -94,28 +94,29 @@ def test_the_avro_and_native_paths_store_the_same_rows_and_dead_letters(
 
 
 @pytest.mark.parametrize("insert_format", ["avro", "native"])
-async def test_a_replayed_batch_adds_nothing_to_readings_or_any_view(
+async def test_a_replayed_group_adds_nothing_to_readings_or_any_view(
     pipeline: Settings, insert_format: str
 ) -> None:
     versions = load_versions(pipeline.schemas_dir)
     decoder = Decoder(versions)
     avro = insert_format == "avro"
-    batch = Batch(f"{pipeline.topic}/id", 2, 40)
-    for offset in range(40, 46):
-        record = {
-            "device_id": f"d-{offset % 3}",
-            "event_time": int(time.time() * 1000) - offset,
-            "seq": offset,
-            "readings": {"t": float(offset), "rh": 40.0},
-            "firmware": "1.0",
-            "site": None,
-        }
-        decoded, body = decoder.decode_stored(Encoder(versions[offset % 2]).encode(record))
-        if avro:
-            identity = (decoded["device_id"], decoded["event_time"], decoded["seq"])
-            batch.add_body(offset, 100, identity, len(decoded["readings"]), body)
-        else:
-            batch.add(offset, 100, decoded)
+    group = Group([Batch(f"{pipeline.topic}/id", 2, 40), Batch(f"{pipeline.topic}/id", 5, 7)])
+    for batch, offsets in zip(group.parts, (range(40, 46), range(7, 10)), strict=True):
+        for offset in offsets:
+            record = {
+                "device_id": f"d{batch.partition}-{offset % 3}",
+                "event_time": int(time.time() * 1000) - offset,
+                "seq": offset,
+                "readings": {"t": float(offset), "rh": 40.0},
+                "firmware": "1.0",
+                "site": None,
+            }
+            decoded, body = decoder.decode_stored(Encoder(versions[offset % 2]).encode(record))
+            if avro:
+                identity = (decoded["device_id"], decoded["event_time"], decoded["seq"])
+                batch.add_body(offset, 100, identity, len(decoded["readings"]), body)
+            else:
+                batch.add(offset, 100, decoded)
     client = await async_client(pipeline)
     container = AvroContainer(decoder.stored_schema) if avro else None
     sink = ClickHouseSink(client, 30, WorkerMetrics("m", 0), container=container)
@@ -126,13 +127,16 @@ async def test_a_replayed_batch_adds_nothing_to_readings_or_any_view(
         "FROM device_partitions GROUP BY ALL ORDER BY ALL"
     )
     try:
-        await sink.insert(batch)
+        await sink.insert(group)
         once = [count(pipeline, f"SELECT count() FROM {table}") for table in tables]
         answers = stored(pipeline, partitions)
-        await sink.insert(batch)  # the next owner replaying the intent
+        await sink.insert(group)  # the next owner of either partition replaying the intent
         assert [count(pipeline, f"SELECT count() FROM {table}") for table in tables] == once
         assert stored(pipeline, partitions) == answers
     finally:
         await client.close()
-    assert once[0] == 12
-    assert stored(pipeline, "SELECT DISTINCT source_partition FROM readings") == [(2,)]
+    assert once[0] == 18
+    assert stored(pipeline, "SELECT DISTINCT source_partition FROM readings ORDER BY 1") == [
+        (2,),
+        (5,),
+    ]

@@ -12,7 +12,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from streams.codec import Decoder, Encoder, load_versions
 from streams.settings import REPO_ROOT
-from streams.worker.batch import Batch
+from streams.worker.batch import Batch, Group
 from streams.worker.sink import AvroContainer, ClickHouseSink, Unstorable, classify, error_kind
 from streams.worker.telemetry import WorkerMetrics
 
@@ -51,12 +51,12 @@ class FakeClient:
         self.commands.append(sql)
 
 
-def batch() -> Batch:
+def batch() -> Group:
     made = Batch("m/id", 0, 10)
     versions = load_versions(REPO_ROOT / "schemas" / "avro")
     record, body = Decoder(versions).decode_stored(Encoder(versions[-1]).encode(RECORD))
     made.add_body(10, 50, (record["device_id"], record["event_time"], record["seq"]), 1, body)
-    return made
+    return Group([made])
 
 
 def sink(client: FakeClient, timeout: float = 5.0) -> ClickHouseSink:
@@ -126,16 +126,25 @@ def test_the_avro_container_holds_each_message_with_its_partition_and_offset() -
     versions = load_versions(REPO_ROOT / "schemas" / "avro")
     decoder = Decoder(versions)
     made = Batch("m/id", 7, 300)
-    for offset, version in ((300, versions[0]), (302, versions[-1])):
+    other = Batch("m/id", 2, 40)
+    for part, offset, version in (
+        (made, 300, versions[0]),
+        (made, 302, versions[-1]),
+        (other, 40, versions[0]),
+    ):
         record, body = decoder.decode_stored(Encoder(version).encode({**RECORD, "seq": offset}))
-        made.add_body(offset, 50, (record["device_id"], record["event_time"], offset), 1, body)
-    blob = AvroContainer(versions[-1].source).of(made)
+        part.add_body(offset, 50, (record["device_id"], record["event_time"], offset), 1, body)
+    group = Group([made, other])
+    assert group.token == "m/id/2:40-40,7:300-302", "every part, in partition order"
+    blob = AvroContainer(versions[-1].source).of(group)
     rows: list[Any] = list(fastavro.reader(io.BytesIO(blob)))
     assert [row["source"] for row in rows] == [
+        (2).to_bytes(2, "little") + (40).to_bytes(8, "little"),
         (7).to_bytes(2, "little") + (300).to_bytes(8, "little"),
         (7).to_bytes(2, "little") + (302).to_bytes(8, "little"),
     ]
     assert [(row["device_id"], row["seq"], row["readings"], row["site"]) for row in rows] == [
+        ("d", 40, {"t": 1.0}, None),
         ("d", 300, {"t": 1.0}, None),
         ("d", 302, {"t": 1.0}, None),
     ]
