@@ -33,8 +33,9 @@ MetricName = Literal[
     "streamgauge_messages_consumed_total",  # messages taken from Kafka
     "streamgauge_readings_stored_total",  # readings acknowledged by ClickHouse
     "streamgauge_messages_dead_lettered_total",  # messages sent to the dead-letter topic, by reason
-    "streamgauge_batch_rows",  # readings per inserted batch
-    "streamgauge_batch_bytes",  # message bytes per inserted batch
+    "streamgauge_batch_rows",  # readings per insert
+    "streamgauge_batch_bytes",  # message bytes per insert
+    "streamgauge_insert_partitions",  # partitions whose batches one insert carried
     "streamgauge_insert_duration_seconds",  # one insert attempt, request to acknowledgement
     "streamgauge_end_to_end_delay_seconds",  # event time of a batch's oldest reading to stored
     "streamgauge_send_to_stored_seconds",  # Kafka timestamp of a batch's first message to stored
@@ -158,8 +159,17 @@ CATALOGUE: dict[MetricName, Spec] = {
             "Messages sent to the dead-letter topic.",
             ("topic", "reason"),
         ),
-        Spec("streamgauge_batch_rows", "histogram", "Readings per inserted batch."),
-        Spec("streamgauge_batch_bytes", "histogram", "Message bytes per inserted batch."),
+        Spec(
+            "streamgauge_batch_rows",
+            "histogram",
+            "Readings per insert (one partition's batch, or several partitions' together).",
+        ),
+        Spec("streamgauge_batch_bytes", "histogram", "Message bytes per insert."),
+        Spec(
+            "streamgauge_insert_partitions",
+            "histogram",
+            "Partitions whose batches one insert carried.",
+        ),
         Spec(
             "streamgauge_insert_duration_seconds",
             "histogram",

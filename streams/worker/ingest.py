@@ -584,7 +584,11 @@ class Ingest:
             except Unstorable as refusal:
                 return await self._divide(members, group, refusal)
             self.metrics.batch_stored(
-                group.rows, group.size_bytes, group.oldest_event_ms(), group.first_sent_ms()
+                group.rows,
+                group.size_bytes,
+                group.oldest_event_ms(),
+                group.first_sent_ms(),
+                len(group.parts),
             )
         await self._commit(members, {b.partition: (b.last_offset + 1, "") for b in group.parts})
         return []

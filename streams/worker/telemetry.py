@@ -36,6 +36,7 @@ _BUCKETS: dict[MetricName, tuple[float, ...]] = {
         500_000,
     ),
     "streamgauge_batch_bytes": tuple(2.0**p for p in range(14, 28, 2)),
+    "streamgauge_insert_partitions": (1, 2, 4, 8, 16, 32, 64, 150),
     "streamgauge_insert_duration_seconds": (
         0.01,
         0.025,
@@ -99,6 +100,9 @@ class WorkerMetrics:
         self.batch_bytes = histogram(
             registry, "streamgauge_batch_bytes", _BUCKETS["streamgauge_batch_bytes"]
         )
+        self.insert_partitions = histogram(
+            registry, "streamgauge_insert_partitions", _BUCKETS["streamgauge_insert_partitions"]
+        )
         self.insert_duration = histogram(
             registry,
             "streamgauge_insert_duration_seconds",
@@ -149,14 +153,20 @@ class WorkerMetrics:
         self._rebalances.labels(kind).inc()
 
     def batch_stored(
-        self, rows: int, size_bytes: int, oldest_event_ms: int | None, sent_ms: int | None = None
+        self,
+        rows: int,
+        size_bytes: int,
+        oldest_event_ms: int | None,
+        sent_ms: int | None = None,
+        partitions: int = 1,
     ) -> None:
-        """A batch acknowledged: its readings, size, oldest event time and first message's
-        Kafka timestamp (None where unknown)."""
+        """An insert acknowledged: its readings, size, oldest event time, first message's
+        Kafka timestamp (None where unknown) and the partitions whose batches it carried."""
         now = time.time()
         self.stored.inc(rows)
         self.batch_rows.observe(rows)
         self.batch_bytes.observe(size_bytes)
+        self.insert_partitions.observe(partitions)
         if oldest_event_ms is not None:
             self.delay.observe(max(0.0, now - oldest_event_ms / 1000))
         if sent_ms is not None:

@@ -677,6 +677,7 @@ async def test_caught_up_partitions_go_in_one_insert_under_one_token() -> None:
     ]
     assert sorted(b.partition for b in sink.batches) == [0, 1]
     assert len(sink.rows()) == 8
+    assert ingest.metrics.insert_partitions._sum.get() == 2
     open_batch = ingest.partitions[2].open
     assert open_batch is not None
     assert open_batch.messages == 2

@@ -15,6 +15,7 @@ WORKER_METRICS = [
     "streamgauge_messages_dead_lettered_total",
     "streamgauge_batch_rows",
     "streamgauge_batch_bytes",
+    "streamgauge_insert_partitions",
     "streamgauge_insert_duration_seconds",
     "streamgauge_end_to_end_delay_seconds",
     "streamgauge_send_to_stored_seconds",
@@ -30,7 +31,7 @@ def test_the_exposition_passes_promtool_and_names_every_worker_metric() -> None:
     metrics = WorkerMetrics("measurements", 0)
     metrics.consumed.inc(10)
     metrics.dead_lettered("not_avro")
-    metrics.batch_stored(400, 9000, 1_795_670_400_000, int(time.time() * 1000) - 300)
+    metrics.batch_stored(400, 9000, 1_795_670_400_000, int(time.time() * 1000) - 300, 3)
     metrics.insert_duration.observe(0.12)
     metrics.clickhouse_error("code_252")
     metrics.rebalance("assigned")
@@ -50,5 +51,7 @@ def test_the_exposition_passes_promtool_and_names_every_worker_metric() -> None:
         in text
     )
     # sent 300 ms before its acknowledgement
+    assert 'streamgauge_insert_partitions_bucket{le="2.0"} 0.0' in text
+    assert 'streamgauge_insert_partitions_bucket{le="4.0"} 1.0' in text
     assert 'streamgauge_send_to_stored_seconds_bucket{le="0.25"} 0.0' in text
     assert 'streamgauge_send_to_stored_seconds_bucket{le="0.5"} 1.0' in text
