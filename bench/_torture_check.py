@@ -84,6 +84,7 @@ class Observed:
     dead_letters: list[DeadLetter]
     rollup: dict[Bucket, int]  # sum(count) of readings_1m by (device, metric, minute ms)
     latest: dict[tuple[str, str], float]
+    shared_inserts: int = 0  # inserts that carried several partitions' batches (not checked)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Verdict:
     dead_lettered: int = 0  # distinct source offsets with a dead letter
     dead_letter_repeats: int = 0  # letters beyond the first for their source, topic or table
     reasons: Counter[str] = field(default_factory=Counter)
+    shared_inserts: int = 0  # what the trial exercised: inserts of several partitions
 
     def by_kind(self) -> Counter[str]:
         return Counter(v.kind for v in self.violations)
@@ -112,7 +114,7 @@ State = Literal["stored", "absent", "partial", "duplicated"]
 
 
 def check(messages: list[Planned], observed: Observed) -> Verdict:
-    verdict = Verdict()
+    verdict = Verdict(shared_inserts=observed.shared_inserts)
     by_offset = {(m.partition, m.offset): m for m in messages}
     copies = {row.identity: row.copies for row in observed.rows}
     dead = _dead_letters(observed.dead_letters, by_offset, verdict)

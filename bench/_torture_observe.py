@@ -154,7 +154,18 @@ def clickhouse(
                 "SELECT device_id, metric, value FROM latest FINAL"
             ).result_rows
         },
+        shared_inserts(client),
     )
+
+
+def shared_inserts(client: Client) -> int:
+    """Inserts that carried several partitions' batches: rows of more than one partition
+    stored at the same instant (``stored_at`` is set once per insert)."""
+    result = client.query(
+        "SELECT count() FROM (SELECT stored_at FROM readings GROUP BY stored_at "
+        "HAVING uniqExact(source_partition) > 1)"
+    )
+    return int(result.result_rows[0][0])
 
 
 def rollup(client: Client) -> dict[Bucket, int]:

@@ -128,6 +128,7 @@ class Trial:
             "stored": self.verdict.stored,
             "dead_lettered": self.verdict.dead_lettered,
             "dead_letter_repeats": self.verdict.dead_letter_repeats,
+            "shared_inserts": self.verdict.shared_inserts,
             "dead_letter_reasons": dict(self.verdict.reasons),
             "violations": [
                 {"kind": v.kind, "detail": v.detail, "offsets": [list(o) for o in v.offsets]}

@@ -187,6 +187,8 @@ def totals(trials: list[Trial]) -> dict[str, object]:
         "messages": sum(len(t.messages) for t in trials),
         "dead_lettered": sum(t.verdict.dead_lettered for t in trials),
         "dead_letter_repeats": sum(t.verdict.dead_letter_repeats for t in trials),
+        "shared_inserts": sum(t.verdict.shared_inserts for t in trials),
+        "trials_with_shared_inserts": sum(1 for t in trials if t.verdict.shared_inserts),
         "faults": dict(faults),
         "violations": dict(violations),
         "seconds": round(sum(t.seconds for t in trials), 1),
@@ -206,6 +208,8 @@ def summary(trials: list[Trial]) -> list[str]:
         "faults injected: " + (", ".join(f"{k} {n}" for k, n in sorted(faults.items())) or "none"),
         f"dead letters: {figures['dead_lettered']} messages, "
         f"{figures['dead_letter_repeats']} delivered more than once (allowed, counted)",
+        f"inserts carrying several partitions: {figures['shared_inserts']}, in "
+        f"{figures['trials_with_shared_inserts']} trials",
         f"violations: {sum(violations.values())}"
         + "".join(f"\n  {k}: {n} ({MEANING[k]})" for k, n in sorted(violations.items())),
     ]
