@@ -224,7 +224,7 @@ class Group:
     parts: list[Batch]
 
     def __post_init__(self) -> None:
-        self.parts.sort(key=lambda batch: batch.partition)
+        self.parts = sorted(self.parts, key=lambda batch: batch.partition)
 
     @property
     def token(self) -> str:

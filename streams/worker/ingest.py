@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from confluent_kafka import Message
 
@@ -44,6 +44,7 @@ from streams.worker.telemetry import WorkerMetrics
 log = logging.getLogger(__name__)
 
 HaltCause = Literal["full", "registry", "error"]
+Result = TypeVar("Result")
 MAX_HALT_SECONDS = 30.0
 
 
@@ -258,7 +259,7 @@ class Ingest:
             batch = partition.open = Batch(self.token_prefix, partition.number, offset)
             if partition.intent is not None:  # the replay of a batch whose intent said so
                 batch.letters_sent = partition.intent.letters_sent
-        self._put(batch, message, checked, self.resends)
+        self._put(batch, message, offset, len(payload), checked, self.resends)
         partition.errors = 0
         intent = partition.intent
         if intent is not None and offset >= intent.last and not partition.busy:
@@ -268,14 +269,14 @@ class Ingest:
         self,
         batch: Batch,
         message: Message,
+        offset: int,
+        size: int,
         checked: Rejection | Record | Accepted,
         resends: Resends | None,
     ) -> None:
         """Account for a checked message in ``batch``: a dead letter, or stored; stored ones
         are looked up by identity before the insert unless ``resends`` knows them to be new
         (without: always, and the owner of the partition counts its dead letters)."""
-        offset = cast(int, message.offset())
-        size = len(message.value() or b"")
         if isinstance(checked, Rejection):
             batch.reject(offset, size, message, checked)
             if resends is not None:
@@ -492,33 +493,44 @@ class Ingest:
         losing every member ends it (their next owners replay the intents).
         """
         self.metrics.in_flight.inc()
-        attempt = 0
         try:
-            while True:
-                try:
-                    pieces = [await self._regroup(parts, replayed) if replayed else Group(parts)]
-                    break
-                except Exception as error:
-                    if all(member.revoked for member in members):
-                        return
-                    attempt += 1
-                    self._flush_failed(Group(parts), error, attempt)
-                    await asyncio.sleep(backoff(attempt, MAX_HALT_SECONDS))
-            attempt = 0
+            group = Group(parts)
+            if replayed:
+                regrouped = await self._retried(members, group, self._regroup, parts, replayed)
+                if regrouped is None:
+                    return  # every member moved: their next owners replay the intents
+                group = regrouped
+            pieces = [group]
             while pieces:
-                try:
-                    pieces[0:1] = await self._store(members, pieces[0])
-                    attempt = 0
-                except Exception as error:
-                    if all(member.revoked for member in members):
-                        return
-                    attempt += 1
-                    self._flush_failed(pieces[0], error, attempt)
-                    await asyncio.sleep(backoff(attempt, MAX_HALT_SECONDS))
+                piece = pieces[0]
+                rest = await self._retried(members, piece, self._store, members, piece)
+                if rest is None:
+                    return  # every member moved: their next owners replay the intents
+                pieces[0:1] = rest
             for member in members:
                 member.flushes += 1
         finally:
             self.metrics.in_flight.dec()
+
+    async def _retried(
+        self,
+        members: list[Partition],
+        group: Group,
+        step: Callable[..., Awaitable[Result]],
+        *args: Any,
+    ) -> Result | None:
+        """``step(*args)``'s result once it succeeds, retried with backoff after each failure
+        (logged against ``group``); None once every member moved to another owner."""
+        attempt = 0
+        while True:
+            try:
+                return await step(*args)
+            except Exception as error:
+                if all(member.revoked for member in members):
+                    return None
+                attempt += 1
+                self._flush_failed(group, error, attempt)
+                await asyncio.sleep(backoff(attempt, MAX_HALT_SECONDS))
 
     async def _regroup(self, parts: list[Batch], replayed: tuple[Part, ...]) -> Group:
         """The group a replayed ``sg2`` intent names: this partition's batch, re-formed from
@@ -552,7 +564,9 @@ class Ingest:
         batch = Batch(self.token_prefix, number, first)
         batch.letters_sent = True  # an sg2 intent is committed after its group's letters went
         for message in messages:
-            self._put(batch, message, self._check(message.value() or b"", now_ms), None)
+            payload = message.value() or b""
+            checked = self._check(payload, now_ms)
+            self._put(batch, message, cast(int, message.offset()), len(payload), checked, None)
         batch.last_offset = last
         return batch
 
