@@ -3,8 +3,9 @@
 A device's freshness is the lag, in seconds, of the partitions its messages may be waiting on
 — those its readings really arrived on (api/arrivals.py), whatever partitioner its producer
 uses — the worst of them, as the lag exporter reports it and aged to the moment of the answer.
-``stale`` is true when that lag plus the age of the answer exceeds the SLO; when the lag is
-unknown both are null and ``detail`` says why. The same figures travel in the
+``stale`` is true when that lag plus the age of the answer exceeds the SLO — both figures in
+milliseconds as the answer reports them, so a client adding them up reaches the same verdict;
+when the lag is unknown both are null and ``detail`` says why. The same figures travel in the
 X-Streamgauge-Lag-Seconds and X-Streamgauge-Stale headers.
 """
 
@@ -40,7 +41,7 @@ class Freshness:
     partition_status: str | None = None
     lag_refreshed_at: float | None = None
     read_at: float | None = None  # when the answer's data was read from ClickHouse
-    age_seconds: float = 0.0  # now minus read_at
+    age_seconds: float = 0.0  # now minus read_at, to the millisecond like the lag
     clickhouse: ClickHouseState = "ok"
     detail: str | None = None
 
@@ -58,7 +59,7 @@ class Freshness:
         return dataclasses.replace(
             self,
             read_at=read_at,
-            age_seconds=max(0.0, now - read_at),
+            age_seconds=round(max(0.0, now - read_at), 3),
             clickhouse=clickhouse,
             detail=detail,
         )
@@ -73,7 +74,7 @@ class Freshness:
             "lag_messages": self.lag_messages,
             "stale": self.stale,
             "slo_seconds": self.slo_seconds,
-            "age_seconds": round(self.age_seconds, 3),
+            "age_seconds": self.age_seconds,
             "partition": self.partition,
             "partitions": None if self.partitions is None else list(self.partitions),
             "partitions_basis": self.partitions_basis,

@@ -182,3 +182,18 @@ async def test_answers_past_their_keep_time_are_dropped() -> None:
     clock.now += 61.0
     await cache.get("r", "c", one)
     assert len(cache) == 1  # a and b could no longer stand in for a failure: gone
+
+
+def test_the_stale_verdict_follows_from_the_figures_the_answer_reports() -> None:
+    lag = Freshness(slo_seconds=5, source="lag-exporter", lag_seconds=4.77)
+    # 0.2302 s old: unrounded, 4.77 + 0.2302 is past the SLO; as reported, 4.77 + 0.23 is not.
+    freshness = lag.answered(read_at=1000.0, now=1000.2302)
+    body, headers = freshness.as_json(), freshness.headers()
+    assert body["age_seconds"] == 0.23
+    reported = float(headers["X-Streamgauge-Lag-Seconds"]) + body["age_seconds"]
+    assert body["stale"] is (reported > 5) is False
+    assert headers["X-Streamgauge-Stale"] == "false"
+
+    later = lag.answered(read_at=1000.0, now=1000.2312)
+    assert later.as_json()["stale"] is True
+    assert later.headers()["X-Streamgauge-Stale"] == "true"
