@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,10 @@ FaultKind = Literal[
 ]
 KINDS: tuple[FaultKind, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 WEIGHTS = (3, 2, 1, 2, 2, 2, 2, 1)  # kills and database trouble are the common case
+# The groups profile: faults that strike a group between its intents and its insert's end
+# (kills, handovers, connections cut before or after the insert was stored); no long outage,
+# which would leave every partition backlogged and its batches inserted alone.
+GROUP_WEIGHTS = (4, 2, 2, 0, 1, 2, 3, 0)
 
 
 @dataclass(frozen=True)
@@ -54,22 +59,31 @@ class Fault:
     kind: FaultKind
     at: float  # seconds after production started
     seconds: float = 0.0  # how long it lasts (0: an instant)
-    amount: float = 0.0  # latency ms, connections to cut, or processes to add
+    amount: float = 0.0  # latency ms, connections to cut, processes to add, 1: a kill in flight
     pick: float = 0.0  # which worker process, as a fraction of those running
 
     def describe(self) -> str:
-        amount = f" x{self.amount:g}" if self.amount else ""
+        if self.kind in ("kill_9", "sigterm"):
+            amount = " in flight" if self.amount else ""
+        else:
+            amount = f" x{self.amount:g}" if self.amount else ""
         lasting = f" for {self.seconds:.1f}s" if self.seconds else ""
         return f"{self.kind}{amount} at {self.at:.1f}s{lasting}"
 
 
-def draw_schedule(rng: random.Random, seconds: float) -> list[Fault]:
-    """3 to 7 faults within the production's ``seconds``."""
+def draw_schedule(
+    rng: random.Random, seconds: float, weights: tuple[int, ...] = WEIGHTS, in_flight: float = 0.0
+) -> list[Fault]:
+    """3 to 7 faults within the production's ``seconds``, of kinds drawn by ``weights``; a
+    share ``in_flight`` of the kills waits for an insert in flight in the process it strikes."""
     faults = []
     for _ in range(rng.randint(3, 7)):
-        kind = rng.choices(KINDS, WEIGHTS)[0]
+        kind = rng.choices(KINDS, weights)[0]
         at = round(rng.uniform(0, seconds * 0.9), 1)
-        faults.append(_draw(rng, kind, at))
+        fault = _draw(rng, kind, at)
+        if in_flight and kind == "kill_9" and rng.random() < in_flight:
+            fault = replace(fault, amount=1)
+        faults.append(fault)
     return sorted(faults, key=lambda f: f.at)
 
 
@@ -116,7 +130,7 @@ class Supervisor:
 
 def worker_env(settings: Settings, code: Path | None) -> dict[str, str]:
     """The environment of a process running the code under test with ``settings``."""
-    env = {**os.environ, **settings.to_env(), "STREAMGAUGE_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings.to_env(), "STREAMGAUGE_LOG_LEVEL": "INFO"}  # replays
     if code is not None:
         env["PYTHONPATH"] = str(code)
     return env
@@ -153,6 +167,32 @@ def _free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+IN_FLIGHT_WAIT = 5.0
+
+
+def _until_in_flight(pid: int, timeout: float) -> float | None:
+    """Seconds until worker ``pid`` has an insert in flight (its metrics say so), or None."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    env = dict(item.decode().partition("=")[::2] for item in environ if b"=" in item)
+    port = int(env["STREAMGAUGE_WORKER_METRICS_PORT"]) + int(env["STREAMGAUGE_WORKER_INDEX"])
+    url = f"http://127.0.0.1:{port}/metrics"
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                text = answer.read().decode()
+        except OSError:
+            text = ""  # not listening yet, or gone
+        for line in text.splitlines():
+            if line.startswith("streamgauge_batches_in_flight ") and float(line.split()[1]) > 0:
+                return time.monotonic() - started
+        time.sleep(0.005)
+    return None
 
 
 def _signal(pid: int, sig: signal.Signals) -> bool:
@@ -285,8 +325,17 @@ class FaultRunner(threading.Thread):
         if not pids:
             return "skipped: no worker process running"
         victim = pids[min(len(pids) - 1, int(fault.pick * len(pids)))]
+        waited = ""
+        if fault.amount:  # an instant within an insert: its intents, the insert or its commit
+            seconds = _until_in_flight(victim, IN_FLIGHT_WAIT)
+            if seconds is None:
+                waited = f", no insert in flight within {IN_FLIGHT_WAIT:g} s"
+            else:
+                delay = random.uniform(0.0, 0.08)  # not part of the schedule's draw
+                time.sleep(delay)
+                waited = f", {1000 * (seconds + delay):.0f} ms later, inserting"
         _signal(victim, sig)
-        return f"pid {victim}"
+        return f"pid {victim}{waited}"
 
     def _add_supervisor(self, applied: Applied) -> str:
         processes = int(applied.fault.amount)

@@ -15,7 +15,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from confluent_kafka.admin import AdminClient
 
 from bench._torture_check import Verdict, Violation, check
 from bench._torture_faults import (
+    GROUP_WEIGHTS,
+    WEIGHTS,
     Applied,
     Fault,
     FaultRunner,
@@ -41,12 +43,38 @@ from bench._torture_observe import (
     stop_merges,
     wait_caught_up,
 )
-from bench._torture_workload import Planned, Workload, WorkloadProducer, draw_mix, duration
+from bench._torture_workload import (
+    Mix,
+    Planned,
+    Workload,
+    WorkloadProducer,
+    draw_group_mix,
+    draw_mix,
+    duration,
+)
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a trial draws: its workload's mix and its faults' weights."""
+
+    mix: Callable[[random.Random], Mix]
+    weights: tuple[int, ...]
+    in_flight: float = 0.0  # the share of kills that wait for an insert in flight
+
+
+PROFILES = {
+    # Every kind of hostile message and fault, half the trials with many hostile messages.
+    "mixed": Profile(draw_mix, WEIGHTS),
+    # Nearly clean streams and faults that strike groups (inserts of several partitions'
+    # batches) between their intents and their insert's end: kills, handovers, cut connections.
+    "groups": Profile(draw_group_mix, GROUP_WEIGHTS, in_flight=0.75),
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +84,7 @@ class Options:
     messages: int = 3000
     rate: float = 250.0
     partitions: int = 3
+    profile: str = "mixed"
     catch_up_seconds: float = 120.0
     keep: bool = False  # keep a failed trial's topics and database
     code: Path | None = None  # the worker code under test (PYTHONPATH); None: this one
@@ -65,7 +94,8 @@ class Options:
         """`bench torture` options that draw trial ``index`` again, alone."""
         return (
             f"--seed {self.seed} --only-trial {index} --messages {self.messages} "
-            f"--rate {self.rate:g} --processes {self.processes}"
+            f"--rate {self.rate:g} --processes {self.processes} "
+            f"--partitions {self.partitions} --profile {self.profile}"
         )
 
 
@@ -82,6 +112,8 @@ class Trial:
     verdict: Verdict = field(default_factory=Verdict)
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds each step took
+    replays: int = 0  # intents the workers found at an assignment and replayed (their logs)
+    group_replays: int = 0  # of those, members of a group
     error: str = ""
     kept: str = ""
 
@@ -129,6 +161,8 @@ class Trial:
             "dead_lettered": self.verdict.dead_lettered,
             "dead_letter_repeats": self.verdict.dead_letter_repeats,
             "shared_inserts": self.verdict.shared_inserts,
+            "replays": self.replays,
+            "group_replays": self.group_replays,
             "dead_letter_reasons": dict(self.verdict.reasons),
             "violations": [
                 {"kind": v.kind, "detail": v.detail, "offsets": [list(o) for o in v.offsets]}
@@ -150,9 +184,11 @@ def draw(
 ) -> tuple[list[Planned], list[Fault]]:
     """The trial's workload and fault schedule, from its own generator alone."""
     rng = rng_for(seed, index)
+    profile = PROFILES[options.profile]
     workload = Workload(rng, load_versions(settings.schemas_dir), settings.max_message_bytes)
-    messages = workload.draw(options.messages, int(time.time() * 1000), draw_mix(rng))
-    return messages, draw_schedule(rng, duration(messages, options.rate))
+    messages = workload.draw(options.messages, int(time.time() * 1000), profile.mix(rng))
+    seconds = duration(messages, options.rate)
+    return messages, draw_schedule(rng, seconds, profile.weights, profile.in_flight)
 
 
 def run_trial(base: Settings, options: Options, index: int, say: Any = print) -> Trial:
@@ -165,7 +201,10 @@ def run_trial(base: Settings, options: Options, index: int, say: Any = print) ->
     log_dir.mkdir(parents=True, exist_ok=True)
     dead_letters = DeadLetterLog(settings)
     try:
-        run(settings, options, trial, schedule, dead_letters, log_dir, say)
+        try:
+            run(settings, options, trial, schedule, dead_letters, log_dir, say)
+        finally:
+            trial.replays, trial.group_replays = replays(log_dir)
         with trial.phase("check"):
             committed, end = offsets(settings)
             letters = dead_letters.read()
@@ -198,7 +237,7 @@ def trial_settings(base: Settings, options: Options, name: str) -> Settings:
         topic_partitions=options.partitions,
         worker_processes=options.processes,
         worker_metrics_port=free_port_range(options.processes),
-        log_level="WARNING",
+        log_level="INFO",  # the workers' replays of intents, counted from their logs
     )
     if options.code is not None:  # its schemas and migrations, with its worker
         settings = dataclasses.replace(
@@ -275,6 +314,17 @@ def drop(settings: Settings) -> None:
         # A topic the trial deleted and did not get to create again is gone already.
         with contextlib.suppress(KafkaException):
             future.result(30)
+
+
+def replays(log_dir: Path) -> tuple[int, int]:
+    """(intents, group members' intents) replayed at assignments, from the workers' logs."""
+    found = grouped = 0
+    for log in log_dir.glob("workers-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "rebalance: assigned" in line:
+                found += line.count(" replays intent ")
+                grouped += line.count(" of a group insert")
+    return found, grouped
 
 
 def _last_event(schedule: list[Fault]) -> float:

@@ -100,6 +100,19 @@ def draw_mix(rng: random.Random) -> Mix:
     )
 
 
+def draw_group_mix(rng: random.Random) -> Mix:
+    """The groups profile: every hostile kind once (in the workload anyway) and nothing more,
+    so nearly every batch may share an insert with the other partitions' batches."""
+    return Mix(
+        invalid=0.0,
+        resend=rng.uniform(0.01, 0.04),
+        many_readings=1,
+        over_worker_limit=1,
+        near_kafka_limit=1,
+        backfill=False,
+    )
+
+
 class Workload:
     """Draws a trial's messages in send order."""
 

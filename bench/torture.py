@@ -14,11 +14,16 @@ index) alone, a workload and a fault schedule:
     ClickHouse down, slow, or cutting connections before or after it stored an insert (the
     fault proxy), the dead-letter topic unavailable (writes refused, deleted, created again).
 
-The workload is produced on 3 partitions while the faults run; then the faults end, the
-runner waits until the group's committed offsets reach the end offsets, stops the workers,
-and checks the accounting identity from Kafka and ClickHouse alone: every offset below the
-committed one is stored (each reading exactly once, resends included, without FINAL) or
-dead-lettered with its source and reason, valid messages never dead-lettered, invalid ones
+With ``--profile groups`` a trial's stream is nearly clean (each hostile kind once) and its
+faults are kills, handovers and cut connections: most inserts then carry several partitions'
+batches, and the faults strike them between their intents and their end (the row's "shared"
+counts those inserts, "replay" the group members' intents replayed / all intents replayed).
+
+The workload is produced on 3 partitions (``--partitions``) while the faults run; then the
+faults end, the runner waits until the group's committed offsets reach the end offsets, stops
+the workers, and checks the accounting identity from Kafka and ClickHouse alone: every offset
+below the committed one is stored (each reading exactly once, resends included, without FINAL)
+or dead-lettered with its source and reason, valid messages never dead-lettered, invalid ones
 never stored; readings_1m and latest agree with readings. Prints a row per trial and a
 summary, writes bench/results/torture.json, exits 1 if any trial found a violation.
 """
@@ -33,7 +38,7 @@ from pathlib import Path
 
 from bench._results import RESULTS, write
 from bench._torture_check import MEANING
-from bench._torture_trial import Options, Trial, run_trial
+from bench._torture_trial import PROFILES, Options, Trial, run_trial
 from streams.settings import Settings
 
 SHOWN_PER_KIND = 8
@@ -71,6 +76,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, default=250.0, help="msg/s produced (default 250)")
     parser.add_argument(
+        "--partitions", type=int, default=3, help="partitions of the trial's topic (default 3)"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="mixed",
+        help="mixed (default): every kind of hostile message and fault; groups: nearly clean "
+        "streams under kills, handovers and cut connections, so inserts of several partitions "
+        "are struck between their intents and their end",
+    )
+    parser.add_argument(
         "--catch-up-seconds",
         type=float,
         default=120.0,
@@ -98,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         processes=args.processes,
         messages=args.messages,
         rate=args.rate,
+        partitions=args.partitions,
+        profile=args.profile,
         catch_up_seconds=args.catch_up_seconds,
         keep=args.keep,
         code=args.code.resolve() if args.code else None,
@@ -130,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 def header() -> str:
     return (
         f"{'trial':>5} {'seed':>6} {'msgs':>5} {'valid':>5} {'resnd':>5} {'either':>6} "
-        f"{'bad':>4} {'faults':>6} {'stored':>6} {'dlq':>4} {'secs':>5}  violations"
+        f"{'bad':>4} {'faults':>6} {'stored':>6} {'dlq':>4} {'shared':>6} {'replay':>6} "
+        f"{'secs':>5}  violations"
     )
 
 
@@ -144,7 +163,9 @@ def row(trial: Trial) -> str:
         f"{trial.index:>5} {trial.seed:>6} {len(trial.messages):>5} "
         f"{counts['stored'] - counts['resend']:>5} {counts['resend']:>5} {counts['either']:>6} "
         f"{counts['dead_letter']:>4} {sum(trial.faults_by_kind().values()):>6} "
-        f"{trial.verdict.stored:>6} {trial.verdict.dead_lettered:>4} {trial.seconds:>5.0f}  {found}"
+        f"{trial.verdict.stored:>6} {trial.verdict.dead_lettered:>4} "
+        f"{trial.verdict.shared_inserts:>6} {f'{trial.group_replays}/{trial.replays}':>6} "
+        f"{trial.seconds:>5.0f}  {found}"
     )
 
 
@@ -189,6 +210,8 @@ def totals(trials: list[Trial]) -> dict[str, object]:
         "dead_letter_repeats": sum(t.verdict.dead_letter_repeats for t in trials),
         "shared_inserts": sum(t.verdict.shared_inserts for t in trials),
         "trials_with_shared_inserts": sum(1 for t in trials if t.verdict.shared_inserts),
+        "replays": sum(t.replays for t in trials),
+        "group_replays": sum(t.group_replays for t in trials),
         "faults": dict(faults),
         "violations": dict(violations),
         "seconds": round(sum(t.seconds for t in trials), 1),
@@ -210,6 +233,8 @@ def summary(trials: list[Trial]) -> list[str]:
         f"{figures['dead_letter_repeats']} delivered more than once (allowed, counted)",
         f"inserts carrying several partitions: {figures['shared_inserts']}, in "
         f"{figures['trials_with_shared_inserts']} trials",
+        f"intents replayed at assignments: {figures['replays']}, "
+        f"{figures['group_replays']} of them a group member's",
         f"violations: {sum(violations.values())}"
         + "".join(f"\n  {k}: {n} ({MEANING[k]})" for k, n in sorted(violations.items())),
     ]
