@@ -331,7 +331,7 @@ class FaultRunner(threading.Thread):
             if seconds is None:
                 waited = f", no insert in flight within {IN_FLIGHT_WAIT:g} s"
             else:
-                delay = random.uniform(0.0, 0.08)  # not part of the schedule's draw
+                delay = random.uniform(0.0, 0.04)  # not part of the schedule's draw
                 time.sleep(delay)
                 waited = f", {1000 * (seconds + delay):.0f} ms later, inserting"
         _signal(victim, sig)
