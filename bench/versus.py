@@ -62,6 +62,7 @@ from streams.producer import MeasurementProducer
 from streams.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 INSERT_SECONDS = "streamgauge_insert_duration_seconds"
 CONSUMED = "streamgauge_messages_consumed_total"
 REBALANCES = "streamgauge_rebalances_total"
@@ -219,6 +220,16 @@ def kafka_pid(settings: Settings) -> int | None:
     return Daemon("kafka", host, int(port or 9092), settings.devstack_dir / "kafka").pid()
 
 
+# (monotonic, rows, CPU s of the side's own processes, of the ClickHouse server, machine idle s)
+Sample = tuple[float, int, float, float, float]
+
+
+def idle_seconds() -> float:
+    """Idle (and I/O wait) CPU time of the whole machine so far, all cores together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / CLOCK_TICKS
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU of these processes so far (those that exited count nothing)."""
     total = 0
@@ -239,12 +250,11 @@ class Run:
     parallelism: int
     readings: int
     per_message: float  # readings per message in the backlog
-    samples: list[tuple[float, int, float, float]] = field(default_factory=list)
-    # (monotonic, rows, CPU s of the side's own processes, CPU s of the ClickHouse server)
+    samples: list[Sample] = field(default_factory=list)
     counters: dict[str, float] = field(default_factory=dict)  # the workers' own, at the end
     settling: Settling | None = None  # the workers' group forming
 
-    def window(self) -> tuple[tuple[float, int, float, float], tuple[float, int, float, float]]:
+    def window(self) -> tuple[Sample, Sample]:
         settled = self.settling.at if self.settling and self.settling.at else 0.0
         high = next(s for s in self.samples if s[1] >= 0.9 * self.readings)
         low = next(
@@ -262,6 +272,7 @@ class Run:
         messages_per_second = rows / seconds / self.per_message
         own = (high[2] - low[2]) / rows * 1e6
         server = (high[3] - low[3]) / rows * 1e6
+        idle = (high[4] - low[4]) / seconds / CORES  # what the machine left unused
         return {
             "side": self.side,
             "parallelism": self.parallelism,
@@ -269,6 +280,7 @@ class Run:
             "messages_per_second": round(messages_per_second),
             "cpu_us_per_reading_own": round(own, 2),
             "cpu_us_per_reading_clickhouse": round(server, 2),
+            "machine_idle_share": round(idle, 3),
             "seconds_10_to_90": round(seconds, 2),
             "stored": self.samples[-1][1],
             **self.counters,
@@ -276,7 +288,7 @@ class Run:
             "timeline": self.timeline(),
         }
 
-    def settled(self, low: tuple[float, int, float, float]) -> dict[str, Any]:
+    def settled(self, low: Sample) -> dict[str, Any]:
         """When the workers' group settled, where the window starts, and the rebalances seen
         after it (0: the window is steady state)."""
         settling = self.settling
@@ -306,7 +318,8 @@ class Run:
             f"{self.side:8} x{self.parallelism}: {f['messages_per_second']:>9,} msg/s "
             f"{f['readings_per_second']:>10,} readings/s  CPU µs/reading: "
             f"own {f['cpu_us_per_reading_own']:.2f}, "
-            f"ClickHouse {f['cpu_us_per_reading_clickhouse']:.2f}"
+            f"ClickHouse {f['cpu_us_per_reading_clickhouse']:.2f}, machine idle "
+            f"{f['machine_idle_share']:.0%} of {CORES} cores"
             + (
                 f"  polled/message {f['polled_per_message']:.3f}, halts {f['halts']}"
                 if "halts" in f
@@ -373,7 +386,8 @@ def follow(
     while True:
         now = time.monotonic()
         stored = int(client.query("SELECT count() FROM readings").result_rows[0][0])
-        run.samples.append((now, stored, own(), cpu_seconds([server]) if server else 0.0))
+        server_cpu = cpu_seconds([server]) if server else 0.0
+        run.samples.append((now, stored, own(), server_cpu, idle_seconds()))
         if run.settling is not None:
             run.settling.sample(now)
         if stored != rows:
