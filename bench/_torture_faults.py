@@ -191,7 +191,7 @@ def _until_in_flight(pid: int, timeout: float) -> float | None:
         for line in text.splitlines():
             if line.startswith("streamgauge_batches_in_flight ") and float(line.split()[1]) > 0:
                 return time.monotonic() - started
-        time.sleep(0.005)
+        time.sleep(0.01)  # each scrape is a new connection: a new ephemeral port
     return None
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._torture_faults import free_port_range
 from bench.catchup import metric_sum, run_scenario, scrape, settled_rebalances
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
@@ -63,7 +64,10 @@ def proxied(pipeline: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Faul
         free_port(), pipeline.clickhouse_port, free_port(), str(tmp_path / "proxy.log")
     )
     yield (
-        dataclasses.replace(pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port()),
+        # Two ports: the tests below run 2 processes, listening on the first and the next.
+        dataclasses.replace(
+            pipeline, clickhouse_port=proxy.port, worker_metrics_port=free_port_range(2)
+        ),
         proxy,
     )
     proxy.stop()
