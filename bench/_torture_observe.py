@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from bench._torture_check import Bucket, DeadLetter, Observed, Offset, Row
 from streams.clickhouse import sync_client
@@ -38,11 +38,27 @@ def offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
         consumer.close()
 
 
+LEADER_MOVING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+}
+
+
 def wait_caught_up(settings: Settings, timeout: float) -> bool:
-    """Wait until every partition's committed offset is its end offset."""
+    """Wait until every partition's committed offset is its end offset. A retriable Kafka
+    error (a leader moving, as when a broker comes back) is asked again."""
     deadline = time.monotonic() + timeout
     while True:
-        committed, end = offsets(settings)
+        try:
+            committed, end = offsets(settings)
+        except KafkaException as error:
+            kafka = error.args[0]
+            moving = kafka.retriable() or kafka.code() in LEADER_MOVING
+            if not moving or time.monotonic() >= deadline:
+                raise
+            committed, end = {}, {-1: -1}
         if committed == end:
             return True
         if time.monotonic() >= deadline:
