@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from confluent_kafka.admin import (
 )
 
 from bench._torture_observe import DeadLetterLog
+from bench.catchup import metric_sum, scrape
 from devstack.daemon import child_pids
 from devstack.fault_proxy import FaultProxyProcess
 from streams.settings import Settings
@@ -180,17 +180,10 @@ def _until_in_flight(pid: int, timeout: float) -> float | None:
         return None
     env = dict(item.decode().partition("=")[::2] for item in environ if b"=" in item)
     port = int(env["STREAMGAUGE_WORKER_METRICS_PORT"]) + int(env["STREAMGAUGE_WORKER_INDEX"])
-    url = f"http://127.0.0.1:{port}/metrics"
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                text = answer.read().decode()
-        except OSError:
-            text = ""  # not listening yet, or gone
-        for line in text.splitlines():
-            if line.startswith("streamgauge_batches_in_flight ") and float(line.split()[1]) > 0:
-                return time.monotonic() - started
+        if metric_sum(scrape(port), "streamgauge_batches_in_flight") > 0:
+            return time.monotonic() - started
         time.sleep(0.01)  # each scrape is a new connection: a new ephemeral port
     return None
 

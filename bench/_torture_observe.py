@@ -22,9 +22,31 @@ from streams.settings import Settings
 HEADER = "streamgauge."
 
 
-def offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
+LEADER_MOVING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+}
+
+
+def offsets(settings: Settings, timeout: float = 30) -> tuple[dict[int, int], dict[int, int]]:
     """(committed, end) offset per partition of the measurements topic (every partition it
-    has now: partitions may have been added); no commit is 0."""
+    has now: partitions may have been added); no commit is 0. Asked again for up to
+    ``timeout`` s while a leader is moving (as when a broker comes back)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _offsets(settings)
+        except KafkaException as error:
+            kafka = error.args[0]
+            moving = kafka.retriable() or kafka.code() in LEADER_MOVING
+            if not moving or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.5)
+
+
+def _offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
     consumer = Consumer({**settings.kafka_config(), "group.id": settings.consumer_group})
     try:
         topic = consumer.list_topics(settings.topic, timeout=15).topics[settings.topic]
@@ -38,27 +60,11 @@ def offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
         consumer.close()
 
 
-LEADER_MOVING = {
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError._TRANSPORT,
-    KafkaError._TIMED_OUT,
-}
-
-
 def wait_caught_up(settings: Settings, timeout: float) -> bool:
-    """Wait until every partition's committed offset is its end offset. A retriable Kafka
-    error (a leader moving, as when a broker comes back) is asked again."""
+    """Wait until every partition's committed offset is its end offset."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            committed, end = offsets(settings)
-        except KafkaException as error:
-            kafka = error.args[0]
-            moving = kafka.retriable() or kafka.code() in LEADER_MOVING
-            if not moving or time.monotonic() >= deadline:
-                raise
-            committed, end = {}, {-1: -1}
+        committed, end = offsets(settings)
         if committed == end:
             return True
         if time.monotonic() >= deadline:
