@@ -99,7 +99,7 @@ def months_back(months: int) -> int:
     year, month = time.gmtime().tm_year, time.gmtime().tm_mon - months
     while month < 1:
         year, month = year - 1, month + 12
-    return calendar.timegm((year, month, 1, 12, 0, 0)) * 1000
+    return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000  # midnight: never in the future
 
 
 def duplicate_keys(stream: Partition0) -> bytes:
