@@ -6,7 +6,9 @@ rows), a resend of a stored message (no rows: docs/delivery.md), or a dead lette
 
 from __future__ import annotations
 
+import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -50,27 +52,33 @@ class Batch:
     rows: int = 0
     oldest_event_ms: int | None = None
     created: float = field(default_factory=time.monotonic)
-    # Stored messages, in offset order: offset, identity, readings, the message itself, and
-    # either its newest-version Avro body (the Avro insert path) or its record (rows built here).
-    offsets: list[int] = field(default_factory=list)
-    identities: list[Identity] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
-    raw: list[Message | None] = field(default_factory=list)
+    # Stored messages, in offset order, column by column: offset, identity (device, event time,
+    # seq), readings, and either its newest-version Avro body (the Avro insert path) or its
+    # record (rows built here). A batch of a backlog holds ~100,000 messages: numbers are kept
+    # in arrays and device names interned, about 200 bytes a message with its body (the
+    # polled message itself is not kept: one refused alone is read again, ingest.py).
+    offsets: array[int] = field(default_factory=lambda: array("q"))
+    devices: list[str] = field(default_factory=list)
+    event_times: array[int] = field(default_factory=lambda: array("q"))
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    counts: array[int] = field(default_factory=lambda: array("I"))
     bodies: list[bytes] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
+    # The Kafka timestamp of the first stored message (after a split: of the whole range's).
+    first_sent_ms: int | None = None
     # Indexes into the stored messages whose identity must be looked up before the insert.
     unsure: list[int] = field(default_factory=list)
     letters: list[tuple[Message, Rejection]] = field(default_factory=list)
     letters_sent: bool = False  # in the dead-letter topic (maybe sent by an earlier owner)
     resent: list[int] = field(default_factory=list)  # offsets of resends (no rows)
 
-    def first_sent_ms(self) -> int | None:
-        """The Kafka timestamp of the first stored message, if it has one."""
-        first = self.raw[0] if self.raw else None
-        if first is None:
-            return None
-        kind, stamp = first.timestamp()
-        return stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+    @property
+    def identities(self) -> list[Identity]:
+        """Each stored message's identity, in offset order."""
+        return list(zip(self.devices, self.event_times, self.seqs, strict=True))
+
+    def identity(self, index: int) -> Identity:
+        return (self.devices[index], self.event_times[index], self.seqs[index])
 
     @property
     def token(self) -> str:
@@ -119,11 +127,15 @@ class Batch:
         self.rows += readings
         if unsure:
             self.unsure.append(len(self.offsets))
+        if not self.offsets and message is not None:
+            kind, stamp = message.timestamp()
+            self.first_sent_ms = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
         self.offsets.append(offset)
-        self.identities.append(identity)
+        device, event_time, seq = identity
+        self.devices.append(sys.intern(device))
+        self.event_times.append(event_time)
+        self.seqs.append(seq)
         self.counts.append(readings)
-        self.raw.append(message)
-        event_time = identity[1]
         if self.oldest_event_ms is None or event_time < self.oldest_event_ms:
             self.oldest_event_ms = event_time
 
@@ -195,15 +207,16 @@ class Batch:
 
     def _keep(self, source: Batch, indexes: list[int]) -> None:
         """Hold the stored messages of ``source`` at these indexes (in order), and only them."""
-        self.offsets = [source.offsets[i] for i in indexes]
-        self.identities = [source.identities[i] for i in indexes]
-        self.counts = [source.counts[i] for i in indexes]
-        self.raw = [source.raw[i] for i in indexes]
+        self.offsets = array("q", [source.offsets[i] for i in indexes])
+        self.devices = [source.devices[i] for i in indexes]
+        self.event_times = array("q", [source.event_times[i] for i in indexes])
+        self.seqs = array("q", [source.seqs[i] for i in indexes])
+        self.counts = array("I", [source.counts[i] for i in indexes])
         self.bodies = [source.bodies[i] for i in indexes] if source.bodies else []
         self.records = [source.records[i] for i in indexes] if source.records else []
+        self.first_sent_ms = source.first_sent_ms
         self.rows = sum(self.counts)
-        times = [identity[1] for identity in self.identities]
-        self.oldest_event_ms = min(times) if times else None
+        self.oldest_event_ms = min(self.event_times) if self.event_times else None
 
     def _advance(self, offset: int, size: int) -> None:
         self.last_offset = offset
@@ -246,7 +259,7 @@ class Group:
         return min(times) if times else None
 
     def first_sent_ms(self) -> int | None:
-        stamps = [stamp for b in self.parts if (stamp := b.first_sent_ms()) is not None]
+        stamps = [b.first_sent_ms for b in self.parts if b.first_sent_ms is not None]
         return min(stamps) if stamps else None
 
     def columns(self) -> list[list[Any]]:

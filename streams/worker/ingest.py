@@ -673,9 +673,9 @@ class Ingest:
             for half in (left, right):  # a refused insert may have stored some parts
                 half.unsure = list(range(len(half.offsets)))
             return [Group([left]), Group([right])]
-        message = batch.raw[0]
-        if not refusal.data or message is None:
+        if not refusal.data:
             raise refusal  # not the message's fault (memory): the partition waits
+        message = await self._refused_alone(batch, refusal)
         rejection = Rejection("rejected_by_clickhouse", str(refusal)[:300])
         log.warning(
             "ClickHouse refused the message at offset %d of partition %d alone (%s); dead-lettered",
@@ -688,6 +688,21 @@ class Ingest:
         rejected.letters = [(message, rejection)]
         rejected.resent = batch.resent
         return [Group([rejected])]
+
+    async def _refused_alone(self, batch: Batch, refusal: Unstorable) -> Message:
+        """The message a batch of one stored message holds, read again from Kafka for its
+        dead letter (batches keep bodies, not the polled messages: docs/design/worker.md)."""
+        offset = batch.offsets[0]
+        read = await self.source.read_range(batch.partition, offset, offset)
+        if not read or read[0].offset() != offset:
+            log.error(
+                "ClickHouse refused the message at offset %d of partition %d alone, and Kafka "
+                "no longer holds it for its dead letter; the partition waits",
+                offset,
+                batch.partition,
+            )
+            raise refusal
+        return read[0]
 
     def _flush_failed(self, group: Group, error: Exception, attempt: int) -> None:
         kind = "commit" if isinstance(error, CommitFailed) else type(error).__name__.lower()

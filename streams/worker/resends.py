@@ -66,7 +66,7 @@ class Resends:
         """Drop from ``batch`` the messages that are resends: of a stored message, or of an
         earlier message of the same batch."""
         if batch.unsure:
-            unsure = {index: batch.identities[index] for index in batch.unsure}
+            unsure = {index: batch.identity(index) for index in batch.unsure}
             await self._learn([identity[0] for identity in unsure.values()])
             stored = await self._stored(list(unsure.values()))
             first_index: dict[Identity, int] = {}
@@ -79,7 +79,7 @@ class Resends:
                     if identity in stored or first_index[identity] != index
                 }
             )
-        for device, _, seq in batch.identities:
+        for device, seq in zip(batch.devices, batch.seqs, strict=True):
             known = self._known.get(device)
             if known is not None:
                 known.settled = max(known.settled, seq)

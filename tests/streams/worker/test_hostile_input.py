@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from streams import topics
+from streams.clickhouse import sync_client
 from streams.codec import Encoder, Record, load_versions
 from streams.settings import REPO_ROOT, Settings
 from tests.support.accounting import Expect, audit, dead_letters, kept_in_clickhouse, totals
@@ -238,3 +239,44 @@ def test_a_deleted_dead_letter_topic_holds_its_partition_until_it_is_back(
     finally:
         assert workers.stop() == 0
     assert audit(pipeline, 0, stream.expected) == []
+
+
+def test_a_message_clickhouse_refuses_alone_is_dead_lettered_as_it_was_sent(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    """A schema change that makes one valid message unstorable: its neighbours are stored, and
+    its dead letter carries the message as Kafka holds it (read again: batches keep no copy)."""
+    sync_client(pipeline).command(
+        "ALTER TABLE readings ADD CONSTRAINT value_below_1e9 CHECK value < 1e9"
+    )
+    stream = Partition0(pipeline)
+    for i in range(30):
+        stream.valid(f"d{i % 3}")
+    refused = Encoder(LATEST).encode(stream.record("d9", {"temp_c": 1e12, "rh": 40.0}))
+    stream.send(refused, Expect("dead", reason="rejected_by_clickhouse"), "d9")
+    for i in range(30):
+        stream.valid(f"d{i % 3}")
+    stream.flush()
+    workers = Workers(pipeline, 1, tmp_path / "workers.log")
+    try:
+        assert wait_until(lambda: committed(pipeline)[0] == 61, 90), workers.output()[-3000:]
+    finally:
+        assert workers.stop() == 0
+    assert audit(pipeline, 0, stream.expected) == []
+    assert count(pipeline, "SELECT count() FROM readings") == 120
+    assert _dead_letter_values(pipeline) == [refused]
+
+
+def _dead_letter_values(settings: Settings) -> list[bytes | None]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "a"})
+    try:
+        partition = TopicPartition(settings.dlq_topic, 0, 0)
+        end = consumer.get_watermark_offsets(partition, timeout=10)[1]
+        consumer.assign([partition])
+        values: list[bytes | None] = []
+        deadline = time.monotonic() + 30
+        while len(values) < end and time.monotonic() < deadline:
+            values.extend(m.value() for m in consumer.consume(100, 1) if m.error() is None)
+        return values
+    finally:
+        consumer.close()

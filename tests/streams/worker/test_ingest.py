@@ -562,6 +562,20 @@ async def test_an_unexpected_error_stops_the_partition_at_its_offset_never_skips
     assert ("commit", {1: (1, "")}) in log, "the other partition goes on"
 
 
+async def test_a_refused_message_kafka_no_longer_holds_stops_its_partition_at_it() -> None:
+    ingest, log, sink, dead = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
+    sink.gate.set()
+    sink.refuse = {"poison"}
+    ingest.on_rebalance(Assigned({0: None}))
+    ingest.submit([message(0, 0), message(0, 1, device="poison"), message(0, 2)])
+    for _ in range(20):
+        await settle()
+    assert dead.sent == [], "no dead letter without the message"
+    committed = [e[1][0][0] for e in log if e[0] == "commit" and 0 in e[1]]
+    assert max(committed) <= 1, "nothing at or past the refused message is committed"
+    assert sorted(o for b in sink.batches for o in b.offsets) == [0]
+
+
 async def test_a_resend_of_a_stored_message_and_of_one_in_the_same_batch_add_no_rows() -> None:
     ingest, _, sink, _ = make_ingest(max_rows=100, linger=0.0, max_seconds=0.0)
     sink.gate.set()
@@ -583,12 +597,15 @@ async def test_a_batch_clickhouse_refuses_is_split_until_the_message_is_dead_let
     sink.refuse = {"poison"}
     ingest.on_rebalance(Assigned({0: None}))
     batch = [message(0, o) for o in range(6)] + [message(0, 6, device="poison")]
-    ingest.submit([*batch, message(0, 7, valid=False), message(0, 8)])
+    polled = [*batch, message(0, 7, valid=False), message(0, 8)]
+    cast(FakeSource, ingest.source).kafka = {0: polled}
+    ingest.submit(polled)
     for _ in range(50):
         await settle()
         if ("commit", {0: (9, "")}) in log:
             break
     assert dead.sent == [(7, "not_avro"), (6, "rejected_by_clickhouse")]
+    assert ("read", (0, 6, 6)) in log, "the refused message is read again for its dead letter"
     assert sorted(o for b in sink.batches for o in b.offsets) == [0, 1, 2, 3, 4, 5, 8]
     commits = [e[1][0] for e in log if e[0] == "commit"]
     assert commits[-1] == (9, "")
@@ -746,7 +763,7 @@ async def test_the_replay_of_a_group_re_forms_it_reading_the_other_parts_again()
     assert ("commit", {0: (13, "")}) in log
     assert not [e for e in log if e[0] == "commit" and 3 in e[1]], "partition 3 is not ours"
     assert dead.sent == [], "the group's letters went before its intents"
-    assert sorted((b.partition, b.offsets) for b in sink.batches) == [
+    assert sorted((b.partition, list(b.offsets)) for b in sink.batches) == [
         (0, [10, 11, 12]),
         (3, [5]),
     ]
@@ -860,7 +877,9 @@ async def test_a_refused_group_is_stored_partition_by_partition() -> None:
     sink.gate.set()
     sink.refuse = {"poison"}
     poison = fleet_message(1, 1, device="poison")
-    ingest.submit([fleet_message(p, 0) for p in (0, 1)] + [fleet_message(0, 1), poison])
+    polled = [fleet_message(p, 0) for p in (0, 1)] + [fleet_message(0, 1), poison]
+    cast(FakeSource, ingest.source).kafka = {1: [polled[1], poison]}
+    ingest.submit(polled)
     ingest.submit([fleet_message(1, 2)])
     for _ in range(50):
         await settle()
