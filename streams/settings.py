@@ -129,10 +129,12 @@ class Settings:
     # Workers
     worker_processes: int = _setting(2, "Worker processes started by `streamgauge worker`.")
     worker_index: int = _setting(0, "Index of this worker process (set by the supervisor).")
-    batch_max_rows: int = _setting(
+    batch_max_rows: int = _setting(100_000, "A batch flushes when it holds this many readings.")
+    batch_backlog_max_rows: int = _setting(
         400_000,
-        "A batch flushes when it holds this many readings; a process holds an open batch per "
-        "partition and its inserts in flight (memory: docs/delivery.md, Bounds).",
+        "A batch grows on to this many readings while Kafka already holds enough of its "
+        "partition to fill it (fewer, bigger inserts drain a backlog faster); memory: "
+        "docs/delivery.md, Bounds.",
     )
     batch_max_bytes: int = _setting(16 * 2**20, "A batch flushes at this many message bytes.")
     batch_max_seconds: float = _setting(

@@ -70,6 +70,7 @@ class Batch:
     unsure: list[int] = field(default_factory=list)
     letters: list[tuple[Message, Rejection]] = field(default_factory=list)
     letters_sent: bool = False  # in the dead-letter topic (maybe sent by an earlier owner)
+    grows: bool | None = None  # past the batch cap to the backlog cap (ingest.py: Limits)
     resent: list[int] = field(default_factory=list)  # offsets of resends (no rows)
 
     @property

@@ -91,6 +91,12 @@ class Limits:
     small and fresh. ``max_seconds`` bounds the age in any case. The caps hold per message: a
     batch is at most one message past them.
 
+    A batch that reaches ``max_rows`` while Kafka already holds enough of its partition to
+    fill it up to ``backlog_max_rows`` grows on to that: ClickHouse's CPU per reading falls with
+    the insert's size, and those messages are late already, so a backlog drains faster at no
+    cost in freshness. A live partition's batches stay at ``max_rows`` (a bigger insert takes
+    longer, and its next batch waits for it).
+
     A flush takes along the open batches of other partitions that are caught up too (up to
     ``max_partitions_per_insert`` partitions and ``max_rows`` readings in all): one insert for
     them instead of one each, which is what keeps a live stream's latency low when ClickHouse
@@ -104,6 +110,7 @@ class Limits:
     linger_seconds: float = 0.25
     max_in_flight: int = 4
     max_partitions_per_insert: int = 64
+    backlog_max_rows: int = 0  # at most max_rows when lower
 
 
 @dataclass
@@ -248,7 +255,7 @@ class Ingest:
             return  # already in this batch (a repeated fetch); ranges stay increasing
         if partition.intent is not None and batch is None and offset != partition.intent.first:
             partition.intent = None  # the range it named is gone (retention); nothing to replay
-        if batch is not None and partition.intent is None and self._is_full(batch):
+        if batch is not None and partition.intent is None and self._is_full(partition, batch):
             if not self._flush_now(partition):
                 self._halt(partition, offset, "full", held=[message])
                 return
@@ -318,7 +325,7 @@ class Ingest:
         if partition.intent is not None:
             return batch.last_offset >= partition.intent.last
         age = now - batch.created
-        if self._is_full(batch):
+        if self._is_full(partition, batch):
             return True
         if age < self.limits.linger_seconds:
             return False
@@ -341,8 +348,25 @@ class Ingest:
         taken = batch.last_offset + 1 - batch.first_offset
         return waiting <= max(taken, room)
 
-    def _is_full(self, batch: Batch) -> bool:
-        return batch.rows >= self.limits.max_rows or batch.size_bytes >= self.limits.max_bytes
+    def _is_full(self, partition: Partition, batch: Batch) -> bool:
+        if batch.size_bytes >= self.limits.max_bytes:
+            return True
+        if batch.rows < self.limits.max_rows:
+            return False
+        if batch.grows is None:  # decided once, when it reaches max_rows
+            batch.grows = self._backlog_fills(partition, batch)
+        return not batch.grows or batch.rows >= self.limits.backlog_max_rows
+
+    def _backlog_fills(self, partition: Partition, batch: Batch) -> bool:
+        """Kafka already holds enough behind ``batch`` to fill it to the backlog cap."""
+        room = self.limits.backlog_max_rows - batch.rows
+        if room <= 0 or partition.intent is not None or not batch.messages:
+            return False
+        high = self.source.high_watermark(partition.number)
+        if high is None:
+            return False
+        waiting = high - (batch.last_offset + 1)
+        return waiting * batch.rows >= room * batch.messages
 
     # -- halts --------------------------------------------------------------------------
 
@@ -400,7 +424,7 @@ class Ingest:
             if halt is None:
                 continue
             if halt.cause == "full":
-                if partition.open is not None and self._is_full(partition.open):
+                if partition.open is not None and self._is_full(partition, partition.open):
                     continue
             elif now < halt.until:
                 continue
@@ -477,7 +501,9 @@ class Ingest:
                 continue
             # A batch opened a moment ago is live if no more waits behind it than the due
             # batch took: joining keeps live partitions' batches in step, one insert for all.
-            if self._is_full(batch) or self._is_caught_up(partition, batch, first.messages):
+            if self._is_full(partition, batch) or self._is_caught_up(
+                partition, batch, first.messages
+            ):
                 joiners.append(partition)
                 rows += batch.rows
                 size += batch.size_bytes

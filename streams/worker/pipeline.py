@@ -87,6 +87,7 @@ class Pipeline:
                 settings.batch_linger_seconds,
                 settings.max_inserts_in_flight,
                 settings.max_partitions_per_insert,
+                settings.batch_backlog_max_rows,
             ),
             metrics,
             bodies=avro,

@@ -190,7 +190,11 @@ def message(
 
 
 def make_ingest(
-    max_rows: int = 10, max_seconds: float = 60.0, linger: float = 0.25, max_in_flight: int = 4
+    max_rows: int = 10,
+    max_seconds: float = 60.0,
+    linger: float = 0.25,
+    max_in_flight: int = 4,
+    backlog_max_rows: int = 0,
 ) -> tuple[Ingest, list[tuple[str, Any]], FakeSink, FakeDeadLetters]:
     log: list[tuple[str, Any]] = []
     sink = FakeSink(log)
@@ -210,6 +214,7 @@ def make_ingest(
             max_message_bytes=10_000,
             linger_seconds=linger,
             max_in_flight=max_in_flight,
+            backlog_max_rows=backlog_max_rows,
         ),
         WorkerMetrics("m", 0),
     )
@@ -895,3 +900,19 @@ async def test_a_refused_group_is_stored_partition_by_partition() -> None:
         (1, 0),
         (1, 2),
     ]
+
+
+async def test_a_batch_grows_to_the_backlog_cap_only_while_kafka_holds_enough_to_fill_it() -> None:
+    ingest, _, sink, _ = make_ingest(max_rows=10, backlog_max_rows=40, max_in_flight=1)
+    caught_up(ingest, p0=1000, p1=15)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    sink.gate.set()
+    # 2 readings a message: at the batch cap (5 messages) partition 0 has 995 messages waiting,
+    # enough for the 15 more its batch can take; partition 1 only 10: it stays at the cap.
+    ingest.submit([fleet_message(0, o) for o in range(25)])
+    ingest.submit([fleet_message(1, o) for o in range(15)])
+    for _ in range(20):
+        await settle()
+    sizes = {(b.partition, b.first_offset): b.rows for b in sink.batches}
+    assert sizes[(0, 0)] == 40, "partition 0's backlog fills the first batch to the backlog cap"
+    assert sizes[(1, 0)] == 10, "partition 1's first batch stops at the batch cap"
