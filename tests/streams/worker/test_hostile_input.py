@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from streams import topics
@@ -189,9 +189,8 @@ def test_a_dead_letter_too_large_for_its_topic_is_kept_whole_in_clickhouse(
     small = pipeline.isolated(pipeline.topic, dlq_max_message_bytes=100_000)
     assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
     assert wait_until(lambda: _recreated(small), 30)
-    resource = ConfigResource(ResourceType.TOPIC, pipeline.dlq_topic)
-    limit = admin.describe_configs([resource])[resource].result()["max.message.bytes"].value
-    assert limit == "100000"
+    # A topic just created may be unknown to the broker answering for a moment.
+    assert wait_until(lambda: _max_message_bytes(admin, pipeline.dlq_topic) == "100000", 30)
     stream = Partition0(small)
     stream.valid("a")
     noise = random.Random(5).randbytes(300_000)  # incompressible: 3x the DLQ's limit
@@ -205,6 +204,14 @@ def test_a_dead_letter_too_large_for_its_topic_is_kept_whole_in_clickhouse(
         assert workers.stop() == 0
     assert audit(pipeline, 0, stream.expected) == []
     assert kept_in_clickhouse(pipeline) == {(0, 1): ("oversized", 300_002)}
+
+
+def _max_message_bytes(admin: AdminClient, topic: str) -> str | None:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        return str(admin.describe_configs([resource])[resource].result()["max.message.bytes"].value)
+    except KafkaException:
+        return None
 
 
 def _recreated(settings: Settings) -> bool:
