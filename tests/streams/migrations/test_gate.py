@@ -76,6 +76,12 @@ def check(
     return code, json.loads(report.read_text())
 
 
+def timings_only(report: dict[str, Any]) -> bool:
+    """Every figure the gate found regressed is a timing (none of the exact ones)."""
+    kinds = {f["name"]: f["kind"] for f in report["figures"]}
+    return all(kinds[name] == "timing" for name in report["regressed"])
+
+
 def figure(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(f for f in report["figures"] if f["name"] == name)
 
@@ -132,13 +138,12 @@ def test_a_new_column_with_a_default_passes_the_gate_on_a_staging_server(
         "SELECT 'prod-' || toString(number % 20), 'temperature_c', now64(3) - number, "
         "number, number, 'fw', 'site' FROM numbers(3000)"
     )
-    code, report = check(
-        target,
-        migrations_dir(tmp_path, "harmless"),
-        tmp_path,
-        monkeypatch,
-        *("--staging-url", staging_server, "--sample-rows", "2000"),
-    )
+    arguments = ("--staging-url", staging_server, "--sample-rows", "2000")
+    directory = migrations_dir(tmp_path, "harmless")
+    code, report = check(target, directory, tmp_path, monkeypatch, *arguments)
+    if code != 0 and not report["failures"] and timings_only(report):
+        # 2 shared cores can slow one query in every round of a small run: measure once more
+        code, report = check(target, directory, tmp_path, monkeypatch, *arguments)
     out = capsys.readouterr().out
     assert code == 0, out
     assert report["verdict"] == "ok"
