@@ -229,7 +229,10 @@ def test_kafka_going_away_is_reported_and_the_exporter_keeps_serving(
             ("Reading lag from Kafka failed: ", "The Kafka client process died")
         ), status["error"]
         assert status["error"].endswith(".")
-        assert status["groups"][0]["lag_messages"] == 10  # the last good data stays
+        # The last reading's data stays: the one before the failures, or one taken while the
+        # broker shut down that found its partitions without a leader (unknown, as on a cluster
+        # with a partition offline: tests/cluster/test_exporter_offline.py).
+        assert status["groups"][0]["lag_messages"] in (10, None), status["groups"]
         assert exporter.get("/healthz")[0] == 503
         assert exporter.get("/metrics")[0] == 200
         assert exporter.process.poll() is None
