@@ -133,8 +133,9 @@ class Settings:
     batch_backlog_max_rows: int = _setting(
         400_000,
         "A batch grows on to this many readings while Kafka already holds enough of its "
-        "partition to fill it (fewer, bigger inserts drain a backlog faster); memory: "
-        "docs/delivery.md, Bounds.",
+        "partition to fill it (fewer, bigger inserts drain a backlog faster), and one insert "
+        "of caught-up partitions' batches holds up to this many; memory: docs/delivery.md, "
+        "Bounds.",
     )
     batch_max_bytes: int = _setting(16 * 2**20, "A batch flushes at this many message bytes.")
     batch_max_seconds: float = _setting(

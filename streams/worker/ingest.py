@@ -98,9 +98,10 @@ class Limits:
     longer, and its next batch waits for it).
 
     A flush takes along the open batches of other partitions that are caught up too (up to
-    ``max_partitions_per_insert`` partitions and ``max_rows`` readings in all): one insert for
-    them instead of one each, which is what keeps a live stream's latency low when ClickHouse
-    is busy. Under a backlog batches are full and go alone.
+    ``max_partitions_per_insert`` partitions and ``insert_max_rows`` readings in all): one
+    insert for them instead of one each, which is what keeps a live stream's latency low when
+    ClickHouse is busy. A group capped at ``max_rows`` split a fast stream into several
+    inserts at once that fell out of step. Under a backlog batches are full and go alone.
     """
 
     max_rows: int
@@ -111,6 +112,11 @@ class Limits:
     max_in_flight: int = 4
     max_partitions_per_insert: int = 64
     backlog_max_rows: int = 0  # at most max_rows when lower
+
+    @property
+    def insert_max_rows(self) -> int:
+        """The most readings one insert carries: a grown batch, or a group."""
+        return max(self.max_rows, self.backlog_max_rows)
 
 
 @dataclass
@@ -495,7 +501,7 @@ class Ingest:
                 continue
             if batch.letters:
                 continue
-            if rows + batch.rows > self.limits.max_rows:
+            if rows + batch.rows > self.limits.insert_max_rows:
                 continue
             if size + batch.size_bytes > self.limits.max_bytes:
                 continue

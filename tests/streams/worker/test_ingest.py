@@ -737,6 +737,20 @@ async def test_a_group_holds_at_most_max_rows_and_a_full_batch_goes_alone() -> N
     assert [token for kind, token in log2 if kind == "insert"] == ["m/1/0-1", "m/0/0-4"]
 
 
+async def test_a_group_of_live_batches_grows_past_the_batch_cap_up_to_the_backlog_cap() -> None:
+    # Live partitions' batches stay small, but together they may hold more than one batch
+    # may: one insert for all of them (up to the backlog cap), not several at once.
+    ingest, log, sink, _ = make_ingest(max_rows=6, backlog_max_rows=12, linger=0.0)
+    caught_up(ingest, p0=2, p1=2, p2=2, p3=2)
+    ingest.on_rebalance(Assigned({0: None, 1: None, 2: None, 3: None}))
+    sink.gate.set()
+    ingest.submit([fleet_message(p, o) for p in (0, 1, 2, 3) for o in (0, 1)])  # 4 readings
+    await settle()
+    inserted = [token for kind, token in log if kind == "insert"]
+    assert inserted == ["m/0:0-1,1:0-1,2:0-1", "m/3/0-1"], "a fourth batch would be 16 readings"
+    assert len(sink.rows()) == 16
+
+
 async def test_a_batch_with_dead_letters_goes_alone() -> None:
     ingest, log, sink, dead = make_ingest(max_rows=1000, linger=0.0)
     caught_up(ingest, p0=2, p1=2)
