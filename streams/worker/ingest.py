@@ -100,8 +100,8 @@ class Limits:
     A flush takes along the open batches of other partitions that are caught up too (up to
     ``max_partitions_per_insert`` partitions and ``insert_max_rows`` readings in all): one
     insert for them instead of one each, which is what keeps a live stream's latency low when
-    ClickHouse is busy. A group capped at ``max_rows`` split a fast stream into several
-    inserts at once that fell out of step. Under a backlog batches are full and go alone.
+    ClickHouse is busy; a fast stream's partitions together may hold more than one batch, and
+    stay in step only in one insert. Under a backlog batches are full and go alone.
     """
 
     max_rows: int
@@ -347,12 +347,14 @@ class Ingest:
         """
         if partition.halt is not None:
             return True  # nothing joins it before the partition goes on
-        high = self.source.high_watermark(partition.number)
-        if high is None:
-            return False
-        waiting = high - (batch.last_offset + 1)
+        waiting = self._waiting(partition, batch)
         taken = batch.last_offset + 1 - batch.first_offset
-        return waiting <= max(taken, room)
+        return waiting is not None and waiting <= max(taken, room)
+
+    def _waiting(self, partition: Partition, batch: Batch) -> int | None:
+        """Messages Kafka holds behind ``batch`` (the cached high watermark; None: unknown)."""
+        high = self.source.high_watermark(partition.number)
+        return None if high is None else high - (batch.last_offset + 1)
 
     def _is_full(self, partition: Partition, batch: Batch) -> bool:
         if batch.size_bytes >= self.limits.max_bytes:
@@ -368,11 +370,8 @@ class Ingest:
         room = self.limits.backlog_max_rows - batch.rows
         if room <= 0 or partition.intent is not None or not batch.messages:
             return False
-        high = self.source.high_watermark(partition.number)
-        if high is None:
-            return False
-        waiting = high - (batch.last_offset + 1)
-        return waiting * batch.rows >= room * batch.messages
+        waiting = self._waiting(partition, batch)
+        return waiting is not None and waiting * batch.rows >= room * batch.messages
 
     # -- halts --------------------------------------------------------------------------
 
