@@ -6,10 +6,12 @@ the views into ``latest``, ``readings_1m``, ``devices``, ``device_partitions``) 
 ``no-views`` (the same with those four views dropped), the views' schema with each
 ``--with SETTING=VALUE`` insert setting, and without each ``--without VIEW`` — it sends
 ``--inserts`` inserts one after another, as the workers do: an Avro container of message
-bodies into ``readings_input`` with a deduplication token. The sizes and schemas take turns,
-insert by insert, so a noisy machine shifts all of them alike. It prints, per combination, the
-server's CPU (user + system, from /proc) per insert and the median insert's wall time, and
-writes bench/results/insert_cost.json. The local stack's ClickHouse only (its CPU is read).
+bodies into ``readings_input`` with the workers' insert settings and a deduplication token
+(``--with optimize_on_insert=1`` measures what the workers no longer pay). The sizes and
+schemas take turns, insert by insert, so a noisy machine shifts all of them alike. It prints,
+per combination, the server's CPU (user + system, from /proc) per insert and the median
+insert's wall time, and writes bench/results/insert_cost.json. The local stack's ClickHouse
+only (its CPU is read).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from streams.clickhouse import sync_client
 from streams.codec import load_versions
 from streams.settings import Settings
 from streams.worker.batch import Batch, Group
-from streams.worker.sink import INPUT_TABLE, AvroContainer
+from streams.worker.sink import INPUT_TABLE, INSERT_SETTINGS, AvroContainer
 
 VIEWS = ["latest_mv", "readings_1m_mv", "devices_mv", "device_partitions_mv"]
 
@@ -100,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                         body,
                         fmt="Avro",
                         settings={
-                            "insert_deduplicate": 1,
+                            **INSERT_SETTINGS,
                             "insert_deduplication_token": f"bench-{size}-{round_}",
-                            "deduplicate_blocks_in_dependent_materialized_views": 1,
                             **extra,
                         },
                     )

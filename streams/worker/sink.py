@@ -36,6 +36,15 @@ COLUMN_TYPES = (
 TABLE = "readings"
 INPUT_TABLE = "readings_input"  # the Avro path: one row per message, expanded by a view
 INSERT_FORMATS = ("avro", "native")
+# Every insert's settings beside its token. No merging of equal keys inside the inserted
+# block (optimize_on_insert): the views' GROUP BY already made their keys unique, and readings
+# gets none twice (resends are dropped before the insert; readers use FINAL); it was 10-20 %
+# of an insert's server CPU (docs/design/worker.md, 8.).
+INSERT_SETTINGS: dict[str, int] = {
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "optimize_on_insert": 0,
+}
 DEAD_LETTERS_TABLE = "dead_letters"
 _CODE = re.compile(r"Code: (\d+)")
 # TOO_MANY_PARTS: the table has more active parts than parts_to_throw_insert.
@@ -189,9 +198,8 @@ class ClickHouseSink:
 
     async def _insert_once(self, group: Group, query_id: str) -> None:
         settings: dict[str, Any] = {
-            "insert_deduplicate": 1,
+            **INSERT_SETTINGS,
             "insert_deduplication_token": group.token,
-            "deduplicate_blocks_in_dependent_materialized_views": 1,
             "query_id": query_id,
         }
         if self._container is not None:
