@@ -1,4 +1,5 @@
-"""bench versus: when the workers' group counts as settled (from each process's /metrics)."""
+"""bench versus: when the workers' group counts as settled (from each process's /metrics), and
+the half-load rate."""
 
 from __future__ import annotations
 
@@ -60,3 +61,13 @@ def test_a_process_not_serving_yet_is_not_settled(monkeypatch: pytest.MonkeyPatc
     for now in (0.0, 1.0, 2.0, 3.0):
         settling.sample(now)
     assert settling.at is None
+
+
+def test_half_load_is_half_of_the_best_single_process_rate_whatever_else_ran() -> None:
+    runs = [
+        {"side": "engine", "parallelism": 1, "messages_per_second": 300_000.0},
+        {"side": "workers", "parallelism": 1, "messages_per_second": 124_188.0},
+        {"side": "workers", "parallelism": 2, "messages_per_second": 143_385.0},
+        {"side": "workers", "parallelism": 1, "messages_per_second": 120_000.0},
+    ]
+    assert versus.half_rate(runs) == 62_094.0
