@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark (ingest, versus, insert_cost, catchup, lag_refresh, api_latest, "
-        "torture)",
+        "torture, produce)",
         description="Run a benchmark from bench/ against the local stack (or the configured "
         "one). Each prints its figures and writes bench/results/NAME.json; "
         "`streamgauge bench NAME --help` lists its options.",
