@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from bench._torture_check import Verdict, check
@@ -39,6 +39,13 @@ from devstack.stack import cluster_settings
 from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
+
+# The answers of a group coordinator that is moving or still loading its state.
+MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
 
 BASE_PORT = 19092  # beside the single broker of the test session (9092)
 
@@ -97,11 +104,19 @@ class LocalCluster:
         partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sorted(p.id for p in partitions if p.leader == node_id)
 
-    def coordinator(self, group: str) -> int:
-        """The broker that is ``group``'s coordinator (its commits go there)."""
+    def coordinator(self, group: str, timeout: float = 30) -> int:
+        """The broker that is ``group``'s coordinator (its commits go there); asked again while
+        the brokers answer that it is moving or loading (NOT_COORDINATOR, load in progress)."""
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
-        described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
-        return int(described.coordinator.id)
+        deadline = time.monotonic() + timeout
+        while True:
+            future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+            try:
+                return int(future.result().coordinator.id)
+            except KafkaException as error:
+                if error.args[0].code() not in MOVING or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
     def under_replicated(self, topic: str) -> int:
         """Partitions of ``topic`` whose in-sync replicas are fewer than their replicas."""

@@ -85,7 +85,12 @@ def test_connections_reset_mid_insert_lose_and_duplicate_nothing(
 ) -> None:
     settings, proxy = proxied
     workers = Workers(settings, 2, tmp_path / "workers.log")
+    ports = [settings.worker_metrics_port + i for i in range(2)]
     try:
+        # The cuts start once both processes are past their start-up checks and serving: on a
+        # busy machine a cut of the start-up's own connection made the command exit instead.
+        assert wait_until(lambda: len(workers.children()) == 2, 30), workers.output()[-3000:]
+        assert wait_until(lambda: all(scrape(p) for p in ports), 30), workers.output()[-3000:]
         fleet = SteadyProducer(pipeline, devices=100, count=24_000, rate=2_000)
         fleet.start()
         for _ in range(8):
