@@ -52,6 +52,7 @@ from bench._torture_workload import (
     draw_mix,
     duration,
 )
+from bench.catchup import scrape
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams import migrations
@@ -281,6 +282,10 @@ def run(
         with trial.phase("start"):
             supervisor = harness.start_supervisor(options.processes, settings.worker_metrics_port)
             _wait(lambda: len(supervisor.children()) == options.processes, 30)
+            # The schedule's clock starts once every process serves (its clients built), not
+            # at its interpreter's start: on a busy machine start-up took most of a schedule.
+            ports = [settings.worker_metrics_port + i for i in range(options.processes)]
+            _wait(lambda: all(scrape(port) for port in ports), 60)
         with trial.phase("produce"):
             runner.start()
             WorkloadProducer(settings).send_all(trial.messages, options.rate)
