@@ -20,8 +20,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from bench._results import write
-from streams import simulator, topics
-from streams.codec import load_versions
+from bench.versus import encoded
+from streams import topics
 from streams.producer import MeasurementProducer
 from streams.settings import Settings
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.replace(Settings.from_env(), topic=name, dlq_topic=f"{name}.dlq")
     topics.create(settings)
     try:
-        payloads = _payloads(settings, args.messages)
+        payloads = encoded(MeasurementProducer(settings), args.messages)
         used: dict[str, list[float]] = {label: [] for label in VARIANTS}
         took: dict[str, list[float]] = {label: [] for label in VARIANTS}
         for _ in range(args.rounds):
@@ -62,20 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         figures["variants"][label] = {"cpu_us_per_message": used[label], "wall_s": took[label]}
     write("produce", figures)
     return 0
-
-
-def _payloads(settings: Settings, count: int) -> list[tuple[bytes, bytes]]:
-    producer = MeasurementProducer(settings)
-    fleet = simulator.Fleet(1000, [v.version for v in load_versions(settings.schemas_dir)])
-    now_ms = int(time.time() * 1000)
-    payloads = []
-    for i in range(count):
-        device = fleet.devices[i % len(fleet.devices)]
-        record = fleet.reading(device, now_ms)
-        payloads.append(
-            (device.device_id.encode(), producer.encoders[device.version].encode(record))
-        )
-    return payloads
 
 
 def _send(

@@ -591,15 +591,7 @@ def half_load(
     )
     topics.create(target)
     producer = MeasurementProducer(target)
-    fleet = simulator.Fleet(1000, [v.version for v in load_versions(target.schemas_dir)])
-    now_ms = int(time.time() * 1000)
-    payloads = []
-    for i in range(int(rate * seconds)):
-        device = fleet.devices[i % len(fleet.devices)]
-        record = fleet.reading(device, now_ms)
-        payloads.append(
-            (device.device_id.encode(), producer.encoders[device.version].encode(record))
-        )
+    payloads = encoded(producer, int(rate * seconds))
     worker = start_workers(target, 1)
     commits = Commits(target, target.topic_partitions)
     try:
@@ -696,6 +688,21 @@ def half_load(
         + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
     )
     return figure
+
+
+def encoded(producer: MeasurementProducer, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` measurements of 1,000 simulated devices, keyed and encoded for ``producer``."""
+    versions = sorted(producer.encoders)
+    fleet = simulator.Fleet(1000, versions)
+    now_ms = int(time.time() * 1000)
+    payloads = []
+    for i in range(count):
+        device = fleet.devices[i % len(fleet.devices)]
+        record = fleet.reading(device, now_ms)
+        payloads.append(
+            (device.device_id.encode(), producer.encoders[device.version].encode(record))
+        )
+    return payloads
 
 
 def half_rate(runs: list[dict[str, Any]]) -> float:
