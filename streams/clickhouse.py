@@ -60,6 +60,10 @@ async def async_client(
         raise refused(settings, database, error) from None
 
 
+class Unreachable(UserError):
+    """No answer from ClickHouse (refused, reset, timed out): it may come back by itself."""
+
+
 def unreachable(settings: Settings, error: Exception) -> UserError:
     first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
     if "CERTIFICATE_VERIFY_FAILED" in str(error):
@@ -69,7 +73,7 @@ def unreachable(settings: Settings, error: Exception) -> UserError:
             "certificate is not trusted; it must be signed by a CA in "
             f"STREAMGAUGE_CLICKHOUSE_CA_FILE (now {trusted})."
         )
-    return UserError(
+    return Unreachable(
         f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} is unreachable "
         f"({first}); start it (`streamgauge dev up` locally) or set STREAMGAUGE_CLICKHOUSE_HOST."
     )

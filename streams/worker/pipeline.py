@@ -10,13 +10,14 @@ Everything here is made inside the process that uses it, and shared with no othe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from aiohttp import web
 from clickhouse_connect.driver.asyncclient import AsyncClient
 
-from streams.clickhouse import async_client
+from streams.clickhouse import Unreachable, async_client
 from streams.codec import Decoder, load_versions
 from streams.fastcheck import FastCheck
 from streams.registry import registry_client
@@ -26,6 +27,7 @@ from streams.worker.dlq import DeadLetters
 from streams.worker.ingest import Ingest, Limits
 from streams.worker.preflight import describe_topic
 from streams.worker.resends import Resends
+from streams.worker.retry import backoff
 from streams.worker.sink import AvroContainer, ClickHouseSink
 from streams.worker.source import KafkaSource
 from streams.worker.telemetry import WorkerMetrics, serve
@@ -46,7 +48,7 @@ class Pipeline:
     @classmethod
     async def build(cls, settings: Settings) -> Pipeline:
         topic = describe_topic(settings)
-        client = await async_client(settings, autogenerate_query_id=False)
+        client = await connect(settings)
         metrics = WorkerMetrics(settings.topic, settings.worker_index)
         registry = registry_client(settings)
         decoder = Decoder(load_versions(settings.schemas_dir), registry)
@@ -106,3 +108,24 @@ class Pipeline:
         await self.client.close()
         if self.metrics_server is not None:
             await self.metrics_server.cleanup()
+
+
+async def connect(settings: Settings) -> AsyncClient:
+    """The process's ClickHouse client, once the server answers.
+
+    `streamgauge worker` checked that ClickHouse answers before starting its processes; one
+    started or restarted while the server is down (a restart, a failover) waits for it, as a
+    running worker's inserts do, instead of exiting into a crash loop. A server that answers
+    and refuses (a wrong password, no database) is still one error at once.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await async_client(settings, autogenerate_query_id=False)
+        except Unreachable as error:
+            delay = max(1.0, backoff(attempt, cap=10.0))
+            log.warning(
+                "worker %d: %s Trying again in %.1f s.", settings.worker_index, error, delay
+            )
+            attempt += 1
+            await asyncio.sleep(delay)

@@ -45,6 +45,7 @@ MOVING = {
     KafkaError.NOT_COORDINATOR,
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,  # a busy cluster still loading its groups (seen in CI)
 }
 
 BASE_PORT = 19092  # beside the single broker of the test session (9092)
@@ -104,9 +105,10 @@ class LocalCluster:
         partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sorted(p.id for p in partitions if p.leader == node_id)
 
-    def coordinator(self, group: str, timeout: float = 30) -> int:
+    def coordinator(self, group: str, timeout: float = 60) -> int:
         """The broker that is ``group``'s coordinator (its commits go there); asked again while
-        the brokers answer that it is moving or loading (NOT_COORDINATOR, load in progress)."""
+        the brokers answer that it is moving or loading (NOT_COORDINATOR, load in progress) or
+        are too busy to answer in time."""
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
         deadline = time.monotonic() + timeout
         while True:

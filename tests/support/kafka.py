@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from devstack.kafka_broker import KafkaBroker, find_java
@@ -22,6 +23,28 @@ def create_topic(
     topic = NewTopic(name, partitions, 1, config=dict(config or {}))
     client = admin(settings)  # referenced until the result: a destroyed client fails it
     client.create_topics([topic])[name].result(60)
+    wait_for_leaders(client, name, partitions)
+
+
+def wait_for_leaders(client: AdminClient, name: str, partitions: int, timeout: float = 30) -> None:
+    """Until every partition of a new topic answers ListOffsets: the controller acknowledges a
+    topic before its broker leads all partitions, and a busy broker can lag by a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        futures = client.list_offsets(
+            {TopicPartition(name, p): OffsetSpec.latest() for p in range(partitions)},  # type: ignore[no-untyped-call]
+            request_timeout=10,
+        )
+        try:
+            if all(f.result().offset >= 0 for f in futures.values()):
+                return
+        except KafkaException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"topic {name}: not every partition has a leader after {timeout} s"
+            )
+        time.sleep(0.2)
 
 
 def delete_topics(settings: Settings, *names: str) -> None:

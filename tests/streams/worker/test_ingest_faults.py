@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -85,7 +87,9 @@ def test_clickhouse_down_for_10_s_commits_nothing_and_recovers(
         fleet.join(60)
         assert fleet.error is None
         assert wait_until(lambda: drained(settings), 120), workers.output()[-3000:]
-        assert workers.children() == pids, "no worker process restarted (no crash loop)"
+        assert workers.children() == pids, (
+            f"a worker process restarted (a crash loop?): {workers.output()[-4000:]}"
+        )
     finally:
         assert workers.stop() == 0
     # What failed first while ClickHouse was down was an insert (retried inside the sink) or
@@ -93,6 +97,37 @@ def test_clickhouse_down_for_10_s_commits_nothing_and_recovers(
     output = workers.output()
     assert "failed (attempt" in output or "failed; retrying it" in output, "writes were retried"
     assert_stored_exactly_once(settings, fleet.sent.readings)
+
+
+@pytest.mark.slow
+def test_a_worker_process_started_while_clickhouse_is_down_waits_for_it(
+    private_clickhouse: tuple[Settings, LocalClickHouse], tmp_path: Path
+) -> None:
+    # What the supervisor does when it restarts a worker during an outage: the process waits
+    # for the server (no exit, no crash loop) and stores the backlog once it answers.
+    settings, server = private_clickhouse
+    server.daemon.stop()
+    sent = produce(settings, devices=100, messages_per_device=5)
+    log = tmp_path / "worker.log"
+    env = {**os.environ, **settings.to_env(), "STREAMGAUGE_WORKER_INDEX": "0"}
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        assert wait_until(lambda: "Trying again" in log.read_text(), 30), log.read_text()
+        time.sleep(3)
+        assert worker.poll() is None, log.read_text()[-3000:]
+        assert set(positions(settings).values()) == {0}, "nothing committed while it is down"
+        server.start()
+        server.daemon.wait_ready(server.ready, 30)
+        assert wait_until(lambda: drained(settings), 120), log.read_text()[-3000:]
+        assert worker.poll() is None, "the same process stored the backlog"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+    assert "is unreachable" in log.read_text()
+    assert_stored_exactly_once(settings, sent.readings)
 
 
 # What each kind of malformed message the simulator makes is rejected as.
