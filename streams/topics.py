@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from streams.errors import UserError
@@ -73,13 +74,35 @@ def create(settings: Settings) -> list[str]:
         try:
             future.result(30)
         except KafkaException as error:
-            raise UserError(f"Creating topic {spec.name} failed: {error.args[0].str()}") from None
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise UserError(
+                    f"Creating topic {spec.name} failed: {error.args[0].str()}"
+                ) from None
+            # Created meanwhile: by another `topics create`, or just before by this one while
+            # the broker answering the listing had not learnt it from the controller yet.
+            report.append(_check_existing(admin, spec, _partitions(admin, spec.name)))
+            continue
         isr = spec.config["min.insync.replicas"]
         report.append(
             f"{spec.name}: created with {spec.partitions} partitions, "
             f"replication {spec.replication}, min.insync.replicas {isr}"
         )
     return report
+
+
+def _partitions(admin: AdminClient, name: str, timeout: float = 15) -> int:
+    """Partitions of a topic the controller says exists, once a broker's metadata shows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = admin.list_topics(name, timeout=timeout).topics.get(name)
+        if listed is not None and listed.error is None and listed.partitions:
+            return len(listed.partitions)
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"Topic {name} exists, says Kafka's controller, but no broker lists it after "
+                f"{timeout:.0f} s; run `streamgauge topics create` again."
+            )
+        time.sleep(0.2)
 
 
 def _check_existing(admin: AdminClient, spec: TopicSpec, partitions: int) -> str:
