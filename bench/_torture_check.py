@@ -117,8 +117,9 @@ def check(messages: list[Planned], observed: Observed) -> Verdict:
     verdict = Verdict(shared_inserts=observed.shared_inserts)
     by_offset = {(m.partition, m.offset): m for m in messages}
     copies = {row.identity: row.copies for row in observed.rows}
+    sources = {row.identity: row.sources for row in observed.rows if row.copies > 1}
     dead = _dead_letters(observed.dead_letters, by_offset, verdict)
-    states = _group_states(messages, copies, verdict)
+    states = _group_states(messages, copies, verdict, sources)
     _caught_up(observed, verdict)
     _offsets(by_offset, observed.committed, states, dead, verdict)
     _invalid_rows(messages, copies, verdict)
@@ -165,9 +166,13 @@ def _dead_letters(
 
 
 def _group_states(
-    messages: list[Planned], copies: dict[Identity, int], verdict: Verdict
+    messages: list[Planned],
+    copies: dict[Identity, int],
+    verdict: Verdict,
+    sources: dict[Identity, tuple[Offset, ...] | None] | None = None,
 ) -> dict[int, State]:
-    """Each storable message and its resends, as one group: stored once, or not at all."""
+    """Each storable message and its resends, as one group: stored once, or not at all.
+    ``sources``: the Kafka sources of each copy of a reading stored more than once."""
     members: dict[int, list[Planned]] = defaultdict(list)
     for message in messages:
         if message.expect != "dead_letter":
@@ -177,7 +182,13 @@ def _group_states(
         states[index] = found = state(messages[index].readings, copies)
         where = [(m.partition, m.offset) for m in group]
         if found == "duplicated":
-            verdict.add("duplicated", f"{messages[index].kind} sent {len(group)}x", *where)
+            stored_from = sorted(  # one entry per copy: the same source twice is a re-insert
+                offset
+                for identity in list(messages[index].readings)[:1]
+                for offset in (sources or {}).get(identity) or ()
+            )
+            copied = f", copies stored from {stored_from}" if stored_from else ""
+            verdict.add("duplicated", f"{messages[index].kind} sent {len(group)}x{copied}", *where)
         elif found == "partial":
             verdict.add("partial", f"{messages[index].kind}", *where)
     return states

@@ -163,3 +163,10 @@ def test_each_planted_violation_is_reported_with_its_offsets(
 
 def test_every_kind_of_violation_is_planted_above() -> None:
     assert {kind for kind, _, _ in PLANTED} == set(MEANING)
+
+
+def test_a_duplicate_names_the_message_each_copy_was_stored_from() -> None:
+    # The same message inserted twice and a resend stored beside it are different faults.
+    twice = _rows(Row(A1, 21.5, 2, ((0, 0), (0, 0))), Row(A2, 40.0, 2), Row(C1, 1.0))
+    (found,) = [v for v in check(workload(), twice(world())).violations if v.kind == "duplicated"]
+    assert found.detail.endswith("copies stored from [(0, 0), (0, 0)]")
