@@ -86,8 +86,15 @@ class Resends:
                 known.taken = max(known.taken, seq)
 
     def forget(self) -> None:
-        """After a rebalance another process may have stored for our devices: ask again."""
-        self._known.clear()
+        """After a rebalance another process may have stored for our devices: ask ClickHouse
+        again before calling any of their messages new.
+
+        What this process took itself stays known: a batch of its own not stored yet (one in
+        flight, or the pieces of a refused one) is in no answer of ClickHouse, and a copy of
+        one of its messages arriving meanwhile must still be looked up before its insert.
+        """
+        for known in self._known.values():
+            known.learned = False
 
     async def _learn(self, devices: Sequence[str]) -> None:
         unlearned = sorted({d for d in devices if not self._get(d).learned})
