@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from devstack.kafka_broker import KafkaBroker, find_java
 from streams.settings import Settings
+from tests.support.workers import wait_until
+
+LOADING = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR}
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -29,22 +31,18 @@ def create_topic(
 def wait_for_leaders(client: AdminClient, name: str, partitions: int, timeout: float = 30) -> None:
     """Until every partition of a new topic answers ListOffsets: the controller acknowledges a
     topic before its broker leads all partitions, and a busy broker can lag by a second."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answered() -> bool:
         futures = client.list_offsets(
             {TopicPartition(name, p): OffsetSpec.latest() for p in range(partitions)},  # type: ignore[no-untyped-call]
             request_timeout=10,
         )
         try:
-            if all(f.result().offset >= 0 for f in futures.values()):
-                return
+            return all(f.result().offset >= 0 for f in futures.values())
         except KafkaException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"topic {name}: not every partition has a leader after {timeout} s"
-            )
-        time.sleep(0.2)
+            return False
+
+    assert wait_until(answered, timeout, 0.2), f"topic {name}: a partition has no leader"
 
 
 def delete_topics(settings: Settings, *names: str) -> None:
@@ -78,8 +76,18 @@ def commit(
 ) -> None:
     """Commit ``(topic, partition) -> offset`` (or ``(offset, metadata)``) outside any member."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group})
+
+    def committed() -> bool:
+        try:
+            consumer.commit(offsets=_partitions(offsets), asynchronous=False)
+        except KafkaException as error:
+            if error.args[0].code() not in LOADING:
+                raise
+            return False  # a broker just started is still loading its groups
+        return True
+
     try:
-        consumer.commit(offsets=_partitions(offsets), asynchronous=False)
+        assert wait_until(committed, 30, 0.5), f"group {group}: its coordinator never answered"
     finally:
         consumer.close()
 
