@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from xdist.scheduler import LoadScopeScheduling
 
 from devstack import stack
 from streams import migrations, topics
 from streams.settings import Settings
 from tests.support.pipeline import migrate_up
+from tests.support.scheduling import ByFile
 
 _STARTED = pytest.StashKey[list[str]]()
 
@@ -36,16 +36,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         stack.down(Settings.from_env(), lambda line: print(line), only=started)
 
 
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling:
-    """With ``-n N``, a test file's tests run on one worker (they share its fixtures: a server,
-    a broker, file order), and all of tests/cluster/ on one (their cluster has fixed ports)."""
-    return _ByFile(config, log)
-
-
-class _ByFile(LoadScopeScheduling):  # type: ignore[misc]  # pytest-xdist has no types
-    def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        return "tests/cluster/" if path.startswith("tests/cluster/") else path
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ByFile:
+    """With ``-n N``, a test file at a time (tests/support/scheduling.py says why)."""
+    return ByFile(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

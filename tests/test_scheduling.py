@@ -1,0 +1,44 @@
+"""``pytest -n 2`` with this suite's scheduler survives a worker that dies mid-test."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFTEST = """
+from tests.support.scheduling import ByFile
+
+def pytest_xdist_make_scheduler(config, log):
+    return ByFile(config, log)
+"""
+
+# Files run largest first; the worker that takes test_b dies at its second test, after it
+# finished other files (pytest-xdist 3.8 put those back too, with nothing left to run).
+FILES = {
+    "test_a.py": "def test_1(): pass\ndef test_2(): pass\ndef test_3(): pass\ndef test_4(): pass\n",
+    "test_b.py": (
+        "import os\ndef test_1(): pass\ndef test_dies(): os.abort()\ndef test_after(): pass\n"
+    ),
+    **{f"test_{name}.py": "def test_1(): pass\n" for name in "cdefgh"},
+}
+
+
+def test_a_worker_that_dies_fails_its_test_once_and_the_rest_still_runs(tmp_path: Path) -> None:
+    for name, text in {"conftest.py": CONFTEST, "pytest.ini": "[pytest]\n", **FILES}.items():
+        (tmp_path / name).write_text(text)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,  # the old scheduler waited here forever
+    )
+    summary = run.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b1 failed, 12 passed\b", summary), run.stdout + run.stderr
+    assert "FAILED test_b.py::test_dies" in run.stdout
