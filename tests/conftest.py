@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -12,21 +11,16 @@ from confluent_kafka.admin import AdminClient
 from devstack import stack
 from streams import migrations, topics
 from streams.settings import Settings
+from tests.support.parallel import controller
 from tests.support.pipeline import migrate_up
-from tests.support.scheduling import ByFile
 
 _STARTED = pytest.StashKey[list[str]]()
-
-
-def _parallel_controller(config: pytest.Config) -> bool:
-    """The process that hands tests to pytest-xdist's workers (``-n N``), not one of them."""
-    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """With ``-n N``, the local stack starts once, before the workers, and stops after them:
     each worker's ``local_stack`` then finds it running (and stops nothing)."""
-    if _parallel_controller(config):
+    if controller(config):
         config.stash[_STARTED] = stack.up(Settings.from_env(), lambda line: print(line))
 
 
@@ -34,11 +28,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     started = config.stash.get(_STARTED, [])
     if started:
         stack.down(Settings.from_env(), lambda line: print(line), only=started)
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ByFile:
-    """With ``-n N``, a test file at a time (tests/support/scheduling.py says why)."""
-    return ByFile(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,4 +1,5 @@
-"""``pytest -n 2`` with this suite's scheduler survives a worker that dies mid-test."""
+"""``pytest -n 2`` with this suite's plugin (tests/support/parallel.py) survives a worker that
+dies mid-test, and says where it died."""
 
 from __future__ import annotations
 
@@ -10,12 +11,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CONFTEST = """
-from tests.support.scheduling import ByFile
-
-def pytest_xdist_make_scheduler(config, log):
-    return ByFile(config, log)
-"""
 
 # Files run largest first; the worker that takes test_b dies at its second test, after it
 # finished other files (pytest-xdist 3.8 put those back too, with nothing left to run).
@@ -28,11 +23,24 @@ FILES = {
 }
 
 
-def test_a_worker_that_dies_fails_its_test_once_and_the_rest_still_runs(tmp_path: Path) -> None:
-    for name, text in {"conftest.py": CONFTEST, "pytest.ini": "[pytest]\n", **FILES}.items():
+def test_a_worker_that_dies_fails_its_test_once_the_rest_runs_and_the_dump_is_printed(
+    tmp_path: Path,
+) -> None:
+    for name, text in {"pytest.ini": "[pytest]\n", **FILES}.items():
         (tmp_path / name).write_text(text)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "-p",
+            "tests.support.parallel",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -42,3 +50,6 @@ def test_a_worker_that_dies_fails_its_test_once_and_the_rest_still_runs(tmp_path
     summary = run.stdout.strip().splitlines()[-1]
     assert re.search(r"\b1 failed, 12 passed\b", summary), run.stdout + run.stderr
     assert "FAILED test_b.py::test_dies" in run.stdout
+    dump = run.stdout[run.stdout.index("died ==") :]
+    assert "Fatal Python error: Aborted" in dump
+    assert re.search(r'test_b\.py", line 3 in test_dies', dump), dump
