@@ -346,13 +346,14 @@ class FaultRunner(threading.Thread):
         if self._dlq_down is not None:
             return "skipped: already unavailable"
         settings = self.harness.settings
-        admin = AdminClient(settings.kafka_config())
-        # Writes are refused first, so nothing lands between reading the topic and deleting
-        # it: what was delivered is kept (archived), what was not is the workers' to retry.
-        _alter(admin, settings.dlq_topic, "max.message.bytes", "16")
-        _wait_still(self.harness.dead_letters)
-        kept = self.harness.dead_letters.archive()
-        admin.delete_topics([settings.dlq_topic])[settings.dlq_topic].result(30)
+        with AdminClient(settings.kafka_config()) as admin:
+            # Writes are refused first, so nothing lands between reading the topic and
+            # deleting it: what was delivered is kept (archived), what was not is the
+            # workers' to retry.
+            _alter(admin, settings.dlq_topic, "max.message.bytes", "16")
+            _wait_still(self.harness.dead_letters)
+            kept = self.harness.dead_letters.archive()
+            admin.delete_topics([settings.dlq_topic])[settings.dlq_topic].result(30)
         self._dlq_down = applied
         return f"{kept} dead letters kept before deleting"
 

@@ -314,11 +314,11 @@ def _shut_down(runner: FaultRunner, harness: Harness) -> None:
 def drop(settings: Settings) -> None:
     """The trial's database and topics, gone."""
     migrations.drop(settings)
-    admin = AdminClient(settings.kafka_config())
-    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-        # A topic the trial deleted and did not get to create again is gone already.
-        with contextlib.suppress(KafkaException):
-            future.result(30)
+    with AdminClient(settings.kafka_config()) as admin:
+        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+            # A topic the trial deleted and did not get to create again is gone already.
+            with contextlib.suppress(KafkaException):
+                future.result(30)
 
 
 def replays(log_dir: Path) -> tuple[int, int]:

@@ -157,9 +157,9 @@ def seed(settings: Settings, devices: list[str]) -> None:
 
 def clean_up(settings: Settings) -> None:
     migrations.drop(settings)
-    admin = AdminClient(settings.kafka_config())
-    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-        future.result()
+    with AdminClient(settings.kafka_config()) as admin:
+        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+            future.result()
 
 
 def start(

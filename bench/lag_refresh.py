@@ -48,19 +48,19 @@ def main(argv: list[str] | None = None) -> int:
         Settings.from_env(), topic=names[0], consumer_group=group, log_level="WARNING"
     )
     check_reachable(settings)
-    admin = AdminClient(settings.kafka_config())
-    partitions = _create(admin, names, args.partitions)
-    try:
-        print(f"{len(partitions):,} partitions in {len(names)} topics; producing ...")
-        _produce(settings, partitions)
-        lagging = partitions[: round(len(partitions) * args.lagging)]
-        _commit(settings, group, {tp: MESSAGES_PER_PARTITION for tp in partitions})
-        _commit(settings, group, {tp: MESSAGES_PER_PARTITION // 2 for tp in lagging})
-        figures = _measure(settings, group, partitions, lagging, args.warm_runs)
-    finally:
-        for future in admin.delete_topics(names).values():
-            future.result(60)
-        admin.delete_consumer_groups([group])[group].result(60)
+    with AdminClient(settings.kafka_config()) as admin:
+        partitions = _create(admin, names, args.partitions)
+        try:
+            print(f"{len(partitions):,} partitions in {len(names)} topics; producing ...")
+            _produce(settings, partitions)
+            lagging = partitions[: round(len(partitions) * args.lagging)]
+            _commit(settings, group, {tp: MESSAGES_PER_PARTITION for tp in partitions})
+            _commit(settings, group, {tp: MESSAGES_PER_PARTITION // 2 for tp in lagging})
+            figures = _measure(settings, group, partitions, lagging, args.warm_runs)
+        finally:
+            for future in admin.delete_topics(names).values():
+                future.result(60)
+            admin.delete_consumer_groups([group])[group].result(60)
     write("lag_refresh", figures)
     return 0
 

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                 used[label].append(cpu / len(payloads) * 1e6)
                 took[label].append(wall)
     finally:
-        AdminClient(settings.kafka_config()).delete_topics([settings.topic, settings.dlq_topic])
+        with AdminClient(settings.kafka_config()) as admin:
+            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+                future.result(30)
     figures: dict[str, Any] = {"messages": args.messages, "rounds": args.rounds, "variants": {}}
     print(f"{args.messages:,} messages per round, {args.rounds} rounds, variants taking turns")
     print("| producer | CPU µs per message, each round | median | wall s, median |")

@@ -184,9 +184,9 @@ def drain(base: Settings, run: Run, name: str, server: int | None) -> None:
 
 
 def delete_topics(settings: Settings) -> None:
-    admin = AdminClient(settings.kafka_config())
-    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-        future.result()
+    with AdminClient(settings.kafka_config()) as admin:
+        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+            future.result()
 
 
 def isolated(base: Settings, name: str) -> Settings:

@@ -88,11 +88,12 @@ class KafkaBroker:
 
         if not port_open(self.host, self.port):
             return False
-        admin = AdminClient(
-            {"bootstrap.servers": self.daemon.address, "socket.timeout.ms": 1000, "log_level": 0}
-        )
+        address = self.daemon.address
         try:
-            cluster = admin.describe_cluster(request_timeout=1).result()
+            with AdminClient(
+                {"bootstrap.servers": address, "socket.timeout.ms": 1000, "log_level": 0}
+            ) as admin:
+                cluster = admin.describe_cluster(request_timeout=1).result()
         except Exception:
             return False
         return cluster.controller is not None and any(n.id == self.node_id for n in cluster.nodes)

@@ -58,36 +58,36 @@ def specs(settings: Settings) -> list[TopicSpec]:
 def create(settings: Settings) -> list[str]:
     """Create missing topics; check existing ones against the spec. One line per topic."""
     check_tls(settings)
-    admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000})
-    try:
-        existing = admin.list_topics(timeout=15).topics
-    except KafkaException as error:
-        raise unreachable(settings, str(error.args[0])) from None
-    report = []
-    for spec in specs(settings):
-        if spec.name in existing:
-            report.append(_check_existing(admin, spec, len(existing[spec.name].partitions)))
-            continue
-        future = admin.create_topics(
-            [NewTopic(spec.name, spec.partitions, spec.replication, config=spec.config)]
-        )[spec.name]
+    with AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000}) as admin:
         try:
-            future.result(30)
+            existing = admin.list_topics(timeout=15).topics
         except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise UserError(
-                    f"Creating topic {spec.name} failed: {error.args[0].str()}"
-                ) from None
-            # Created meanwhile: by another `topics create`, or just before by this one while
-            # the broker answering the listing had not learnt it from the controller yet.
-            report.append(_check_existing(admin, spec, _partitions(admin, spec.name)))
-            continue
-        isr = spec.config["min.insync.replicas"]
-        report.append(
-            f"{spec.name}: created with {spec.partitions} partitions, "
-            f"replication {spec.replication}, min.insync.replicas {isr}"
-        )
-    return report
+            raise unreachable(settings, str(error.args[0])) from None
+        report = []
+        for spec in specs(settings):
+            if spec.name in existing:
+                report.append(_check_existing(admin, spec, len(existing[spec.name].partitions)))
+                continue
+            future = admin.create_topics(
+                [NewTopic(spec.name, spec.partitions, spec.replication, config=spec.config)]
+            )[spec.name]
+            try:
+                future.result(30)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise UserError(
+                        f"Creating topic {spec.name} failed: {error.args[0].str()}"
+                    ) from None
+                # Created meanwhile: by another `topics create`, or just before by this one while
+                # the broker answering the listing had not learnt it from the controller yet.
+                report.append(_check_existing(admin, spec, _partitions(admin, spec.name)))
+                continue
+            isr = spec.config["min.insync.replicas"]
+            report.append(
+                f"{spec.name}: created with {spec.partitions} partitions, "
+                f"replication {spec.replication}, min.insync.replicas {isr}"
+            )
+        return report
 
 
 def _partitions(admin: AdminClient, name: str, timeout: float = 15) -> int:

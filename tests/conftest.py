@@ -64,6 +64,6 @@ def pipeline(local_stack: Settings, unique: str) -> Iterator[Settings]:
     migrate_up(settings)
     yield settings
     migrations.drop(settings)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-        future.result()
+    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+            future.result()

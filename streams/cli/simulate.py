@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
 def reachable(settings: Settings) -> None:
     """Fail in seconds, with one sentence, when Kafka or the topic is not there."""
-    admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 5_000})
-    try:
-        topics = admin.list_topics(timeout=5).topics
-    except KafkaException as error:
-        raise unreachable(settings, str(error.args[0])) from None
+    with AdminClient({**settings.kafka_config(), "socket.timeout.ms": 5_000}) as admin:
+        try:
+            topics = admin.list_topics(timeout=5).topics
+        except KafkaException as error:
+            raise unreachable(settings, str(error.args[0])) from None
     if settings.topic not in topics:
         raise UserError(
             f"There is no topic {settings.topic} at {settings.kafka_bootstrap_servers}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -54,7 +55,8 @@ class KafkaReader:
             # librdkafka logs errors itself; a refresh they break is reported once, as such
             "error_cb": lambda error: log.debug("kafka: %s", error.str()),
         }
-        self._admin = AdminClient(config)
+        self._clients = contextlib.ExitStack()
+        self._admin = self._clients.enter_context(AdminClient(config))
         self._consumer = Consumer({**config, **CONSUMER_CONFIG})
         self._offsets = OffsetReader(self._admin, REQUEST_TIMEOUT)
         self._timestamps = TimestampReader(self._consumer, REQUEST_TIMEOUT, time.monotonic)
@@ -82,6 +84,9 @@ class KafkaReader:
 
     def close(self) -> None:
         self._consumer.close()
+        # Destroyed here, not by a garbage collection: one run by a callback on the client's
+        # own thread (an answer to a request it still waited for) aborts the process.
+        self._clients.close()
 
 
 def check_reachable(settings: Settings, timeout: float = REQUEST_TIMEOUT) -> None:
@@ -94,18 +99,18 @@ def check_reachable(settings: Settings, timeout: float = REQUEST_TIMEOUT) -> Non
 
     # A client of its own, silent: the user gets one sentence, not librdkafka's retries.
     config: dict[str, Any] = {**settings.kafka_config(), "log_level": 0, "error_cb": on_error}
-    admin = AdminClient(config)
-    future = admin.describe_cluster(request_timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while not future.done() and not refused.is_set() and time.monotonic() < deadline:
-        admin.poll(0.1)
-    if future.done() and future.exception() is None:
-        return
-    if refused.is_set() or not future.done():
-        reason = "no broker answered" if refused.is_set() else "timed out"
-    else:
-        error = future.exception()
-        reason = describe(error) if isinstance(error, KafkaException) else str(error)
+    with AdminClient(config) as admin:  # destroyed here, whatever it still waits for
+        future = admin.describe_cluster(request_timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not future.done() and not refused.is_set() and time.monotonic() < deadline:
+            admin.poll(0.1)
+        if future.done() and future.exception() is None:
+            return
+        if refused.is_set() or not future.done():
+            reason = "no broker answered" if refused.is_set() else "timed out"
+        else:
+            error = future.exception()
+            reason = describe(error) if isinstance(error, KafkaException) else str(error)
     raise unreachable(settings, reason)
 
 

@@ -37,16 +37,16 @@ class Topic:
 
 
 def describe_topic(settings: Settings) -> Topic:
-    admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000})
-    future = admin.describe_topics(TopicCollection([settings.topic]), request_timeout=15)
-    try:
-        description = future[settings.topic].result()
-    except KafkaException as error:
-        check_tls(settings)  # a TLS fault is the reason: say that one
-        raise UserError(
-            f"Cannot describe topic {settings.topic} at {settings.kafka_bootstrap_servers} "
-            f"({error.args[0].str()}); start Kafka and run `streamgauge topics create`."
-        ) from None
+    with AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000}) as admin:
+        future = admin.describe_topics(TopicCollection([settings.topic]), request_timeout=15)
+        try:
+            description = future[settings.topic].result()
+        except KafkaException as error:
+            check_tls(settings)  # a TLS fault is the reason: say that one
+            raise UserError(
+                f"Cannot describe topic {settings.topic} at {settings.kafka_bootstrap_servers} "
+                f"({error.args[0].str()}); start Kafka and run `streamgauge topics create`."
+            ) from None
     return Topic(f"{settings.topic}/{description.topic_id}", len(description.partitions))
 
 
@@ -93,15 +93,15 @@ def deduplication_needed(settings: Settings, partitions: int) -> int:
 
 
 def _dead_letter_limit(settings: Settings) -> list[str]:
-    admin = AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000})
     resources = [
         ConfigResource(ResourceType.TOPIC, t) for t in (settings.topic, settings.dlq_topic)
     ]
     try:
-        source, dlq = (
-            int(admin.describe_configs([r])[r].result(15)["max.message.bytes"].value)
-            for r in resources
-        )
+        with AdminClient({**settings.kafka_config(), "socket.timeout.ms": 10_000}) as admin:
+            source, dlq = (
+                int(admin.describe_configs([r])[r].result(15)["max.message.bytes"].value)
+                for r in resources
+            )
     except (KafkaException, KeyError, ValueError) as error:
         return [f"could not read the topics' max.message.bytes ({error})"]
     if dlq < source + HEADER_ROOM or settings.dlq_max_message_bytes < source + HEADER_ROOM:

@@ -311,8 +311,10 @@ def report(kind: str, phase: str, found: Found) -> None:
 
 
 def grow(settings: Settings, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    admin.create_partitions([NewPartitions(settings.topic, partitions)])[settings.topic].result(30)
+    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+        admin.create_partitions([NewPartitions(settings.topic, partitions)])[settings.topic].result(
+            30
+        )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:

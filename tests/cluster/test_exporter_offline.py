@@ -69,9 +69,9 @@ def test_an_offline_partition_is_unknown_while_the_others_keep_their_figures(
         exporter.stop()
         if kafka_cluster.broker(victim).daemon.pid() is None:
             kafka_cluster.restart(victim)
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            future.result(30)
+        with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+                future.result(30)
 
 
 def commit(bootstrap: str, group: str, topic: str) -> None:

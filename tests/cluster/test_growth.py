@@ -39,8 +39,8 @@ def test_partitions_grown_from_6_to_12_while_running(
         exporters.append(exporter)
         assert exporter.wait_healthy(), exporter.output()
         run.at(6)
-        admin = AdminClient({"bootstrap.servers": run.settings.kafka_bootstrap_servers})
-        admin.create_partitions([NewPartitions(topic, 12)])[topic].result(30)
+        with AdminClient({"bootstrap.servers": run.settings.kafka_bootstrap_servers}) as admin:
+            admin.create_partitions([NewPartitions(topic, 12)])[topic].result(30)
         run.note("grown to 12 partitions")
         wait(lambda: len(partitions(exporter.status(), group, topic)) == 12, 30, "reported")
         run.note("the exporter reports 12 partitions")

@@ -51,8 +51,10 @@ class Member(threading.Thread):
 def test_two_member_group_consumes_every_message(local_stack: Settings, unique: str) -> None:
     topic, group = f"test-roundtrip-{unique}", f"test-group-{unique}"
     bootstrap = local_stack.kafka_bootstrap_servers
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])[topic].result()
+    with AdminClient({"bootstrap.servers": bootstrap}) as admin:
+        admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])[
+            topic
+        ].result()
 
     members = [Member(bootstrap, group, topic) for _ in range(2)]
     for member in members:

@@ -131,8 +131,8 @@ def test_a_three_broker_cluster_comes_up_reports_each_broker_and_goes_down(
             ["kafka-2", "running", f"127.0.0.1:{kafka + 2}"],
             ["kafka-3", "running", f"127.0.0.1:{kafka + 4}"],
         ]
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        assert len(admin.describe_cluster(request_timeout=10).result().nodes) == 3
+        with AdminClient({"bootstrap.servers": bootstrap}) as admin:
+            assert len(admin.describe_cluster(request_timeout=10).result().nodes) == 3
         # Without --brokers, status shows the configured single broker and the running three,
         # and up refuses to start a single broker beside them, in one sentence.
         assert "kafka-2    running" in dev(env, "status").stdout

@@ -78,9 +78,9 @@ def test_the_pipeline_works_through_a_secured_listener(
         workers.stop()
         exporter.stop()
         migrations.drop(settings)
-        admin = AdminClient(settings.kafka_config())
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            future.result()
+        with AdminClient(settings.kafka_config()) as admin:
+            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+                future.result()
 
 
 def test_a_wrong_ca_gets_one_sentence(

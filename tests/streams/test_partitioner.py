@@ -28,8 +28,10 @@ def test_murmur2_matches_kafkas_test_vectors() -> None:
 @pytest.mark.integration
 def test_partition_for_agrees_with_the_producer(local_stack: Settings, unique: str) -> None:
     topic = f"test-partitioner-{unique}"
-    admin = AdminClient({"bootstrap.servers": local_stack.kafka_bootstrap_servers})
-    admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[topic].result()
+    with AdminClient({"bootstrap.servers": local_stack.kafka_bootstrap_servers}) as admin:
+        admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[
+            topic
+        ].result()
     producer = Producer(
         {"bootstrap.servers": local_stack.kafka_bootstrap_servers, "partitioner": "murmur2_random"}
     )

@@ -33,8 +33,9 @@ def test_every_acknowledged_message_is_counted_delivered_and_is_in_the_topic(
         assert (producer.sent, producer.delivered, producer.failures) == (2500, 2500, [])
         assert sum(end_offsets(settings).values()) == 2500  # a new topic: offsets from 0
     finally:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-        admin.delete_topics([settings.topic, settings.dlq_topic])
+        with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+                future.result(30)
 
 
 def test_messages_kafka_never_acknowledged_are_failures_not_deliveries(

@@ -96,39 +96,40 @@ class LocalCluster:
         return broker.daemon.wait_ready(broker.ready, 90)
 
     def leader(self, topic: str, partition: int) -> int:
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
-        return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
+        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
+            listed = admin.list_topics(topic, timeout=10)
+        return int(listed.topics[topic].partitions[partition].leader)
 
     def led_by(self, topic: str, node_id: int) -> list[int]:
         """The partitions of ``topic`` whose leader is broker ``node_id``."""
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
-        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
+            partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sorted(p.id for p in partitions if p.leader == node_id)
 
     def coordinator(self, group: str, timeout: float = 60) -> int:
         """The broker that is ``group``'s coordinator (its commits go there); asked again while
         the brokers answer that it is moving or loading (NOT_COORDINATOR, load in progress) or
         are too busy to answer in time."""
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
         deadline = time.monotonic() + timeout
-        while True:
-            future = admin.describe_consumer_groups([group], request_timeout=10)[group]
-            try:
-                return int(future.result().coordinator.id)
-            except KafkaException as error:
-                if error.args[0].code() not in MOVING or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.5)
+        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
+            while True:
+                future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+                try:
+                    return int(future.result().coordinator.id)
+                except KafkaException as error:
+                    if error.args[0].code() not in MOVING or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.5)
 
     def under_replicated(self, topic: str) -> int:
         """Partitions of ``topic`` whose in-sync replicas are fewer than their replicas."""
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
-        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
+            partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sum(1 for p in partitions if len(p.isrs) < len(p.replicas))
 
     def active_controller(self) -> int:
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
-        controller = admin.describe_cluster(request_timeout=10).result().controller
+        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
+            controller = admin.describe_cluster(request_timeout=10).result().controller
         assert controller is not None
         return int(controller.id)
 
@@ -260,15 +261,16 @@ def draw(seed: int, count: int, settings: Settings, resend: float) -> list[Plann
 
 
 def partition_count(settings: Settings) -> int:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    return len(admin.list_topics(settings.topic, timeout=10).topics[settings.topic].partitions)
+    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+        listed = admin.list_topics(settings.topic, timeout=10)
+    return len(listed.topics[settings.topic].partitions)
 
 
 def drop(settings: Settings) -> None:
     migrations.drop(settings)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-        future.result(30)
+    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
+            future.result(30)
 
 
 def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -16,6 +16,8 @@ LOADING = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR}
 
 
 def admin(settings: Settings) -> AdminClient:
+    """A client to use in a ``with`` block: destroyed at its end, never by a garbage collection
+    (one run by a callback on the client's own thread aborts the process)."""
     return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
 
 
@@ -23,9 +25,9 @@ def create_topic(
     settings: Settings, name: str, partitions: int, config: Mapping[str, str] | None = None
 ) -> None:
     topic = NewTopic(name, partitions, 1, config=dict(config or {}))
-    client = admin(settings)  # referenced until the result: a destroyed client fails it
-    client.create_topics([topic])[name].result(60)
-    wait_for_leaders(client, name, partitions)
+    with admin(settings) as client:
+        client.create_topics([topic])[name].result(60)
+        wait_for_leaders(client, name, partitions)
 
 
 def wait_for_leaders(client: AdminClient, name: str, partitions: int, timeout: float = 30) -> None:
@@ -46,9 +48,9 @@ def wait_for_leaders(client: AdminClient, name: str, partitions: int, timeout: f
 
 
 def delete_topics(settings: Settings, *names: str) -> None:
-    client = admin(settings)
-    for future in client.delete_topics(list(names)).values():
-        future.result(60)
+    with admin(settings) as client:
+        for future in client.delete_topics(list(names)).values():
+            future.result(60)
 
 
 def produce(
@@ -102,16 +104,16 @@ def _partitions(offsets: Mapping[tuple[str, int], int | tuple[int, str]]) -> lis
 
 def watermarks(settings: Settings, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
     """partition -> (earliest retained offset, log end offset)."""
-    client = admin(settings)
-    earliest, latest = (
-        {
-            tp.partition: future.result(30).offset
-            for tp, future in client.list_offsets(
-                {TopicPartition(topic, p): spec for p in range(partitions)}
-            ).items()
-        }
-        for spec in (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
-    )
+    with admin(settings) as client:
+        earliest, latest = (
+            {
+                tp.partition: future.result(30).offset
+                for tp, future in client.list_offsets(
+                    {TopicPartition(topic, p): spec for p in range(partitions)}
+                ).items()
+            }
+            for spec in (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        )
     return {p: (earliest[p], latest[p]) for p in range(partitions)}
 
 

@@ -182,6 +182,45 @@ def test_kafka_unreachable_at_start_is_one_sentence() -> None:
     assert time.monotonic() - began < 15
 
 
+# The check's own client, left waiting for its request when no broker answered, kept alive by
+# a reference cycle (an error saved by its catcher: frame -> error -> traceback -> frame) and
+# collected by a garbage collection that the request's late answer starts on the client's own
+# thread: librdkafka aborts the process ("calling rd_kafka_destroy() from librdkafka owned
+# thread is prohibited").
+KEPT_ERROR = """
+import dataclasses, gc, time
+from streams.errors import UserError
+from streams.lag.reader import check_reachable
+from streams.settings import Settings
+
+settings = dataclasses.replace(Settings.from_env(), kafka_bootstrap_servers="127.0.0.1:{port}")
+
+def keep_error():
+    try:
+        check_reachable(settings, timeout=2)
+    except UserError as error:
+        kept = error
+        return kept.args
+
+gc.disable()
+keep_error()
+gc.set_threshold(1, 1, 1)
+gc.enable()
+time.sleep(4)  # allocates nothing: the next collection starts on whichever thread runs Python
+print("alive")
+"""
+
+
+def test_an_unreachable_check_left_to_the_garbage_collector_does_not_abort_the_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", KEPT_ERROR.format(port=free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (0, "alive\n"), result.stderr[-2000:]
+
+
 def test_a_port_in_use_is_one_sentence() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

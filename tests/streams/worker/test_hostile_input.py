@@ -183,14 +183,14 @@ def test_every_kind_of_hostile_message_is_stored_once_or_dead_lettered(
 def test_a_dead_letter_too_large_for_its_topic_is_kept_whole_in_clickhouse(
     pipeline: Settings, tmp_path: Path
 ) -> None:
-    admin = AdminClient({"bootstrap.servers": pipeline.kafka_bootstrap_servers})
-    for future in admin.delete_topics([pipeline.dlq_topic]).values():
-        future.result()
     small = pipeline.isolated(pipeline.topic, dlq_max_message_bytes=100_000)
-    assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
-    assert wait_until(lambda: _recreated(small), 30)
-    # A topic just created may be unknown to the broker answering for a moment.
-    assert wait_until(lambda: _max_message_bytes(admin, pipeline.dlq_topic) == "100000", 30)
+    with AdminClient({"bootstrap.servers": pipeline.kafka_bootstrap_servers}) as admin:
+        for future in admin.delete_topics([pipeline.dlq_topic]).values():
+            future.result()
+        assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
+        assert wait_until(lambda: _recreated(small), 30)
+        # A topic just created may be unknown to the broker answering for a moment.
+        assert wait_until(lambda: _max_message_bytes(admin, pipeline.dlq_topic) == "100000", 30)
     stream = Partition0(small)
     stream.valid("a")
     noise = random.Random(5).randbytes(300_000)  # incompressible: 3x the DLQ's limit
@@ -231,16 +231,16 @@ def test_a_deleted_dead_letter_topic_holds_its_partition_until_it_is_back(
         stream.valid("a")
         stream.flush()
         assert wait_until(lambda: committed(pipeline)[0] == 1, 60), workers.output()[-3000:]
-        admin = AdminClient({"bootstrap.servers": pipeline.kafka_bootstrap_servers})
-        for future in admin.delete_topics([pipeline.dlq_topic]).values():
-            future.result()
-        stream.bad(b"not avro", "not_avro")
-        for _ in range(20):
-            stream.valid("a")
-        stream.flush()
-        time.sleep(6)
-        assert committed(pipeline)[0] <= 1, "no commit passes the undelivered dead letter"
-        assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
+        with AdminClient({"bootstrap.servers": pipeline.kafka_bootstrap_servers}) as admin:
+            for future in admin.delete_topics([pipeline.dlq_topic]).values():
+                future.result()
+            stream.bad(b"not avro", "not_avro")
+            for _ in range(20):
+                stream.valid("a")
+            stream.flush()
+            time.sleep(6)
+            assert committed(pipeline)[0] <= 1, "no commit passes the undelivered dead letter"
+            assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
         assert wait_until(lambda: _recreated(pipeline), 30)
         assert wait_until(lambda: committed(pipeline)[0] == 22, 90), workers.output()[-3000:]
     finally:

@@ -52,9 +52,9 @@ def native(pipeline: Settings) -> Iterator[Settings]:
     migrate_up(settings)
     yield settings
     migrations.drop(settings)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    for future in admin.delete_topics([settings.dlq_topic]).values():
-        future.result()
+    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+        for future in admin.delete_topics([settings.dlq_topic]).values():
+            future.result()
 
 
 def drain(settings: Settings, log: Path) -> None:
