@@ -45,4 +45,5 @@ def test_partition_for_agrees_with_the_producer(local_stack: Settings, unique: s
         producer.produce(topic, b"x", device.encode(), on_delivery=record(device))
     assert producer.flush(30) == 0
     assert landed == {device: partition_for(device, 7) for device in landed}
-    admin.delete_topics([topic])
+    with AdminClient({"bootstrap.servers": local_stack.kafka_bootstrap_servers}) as admin:
+        admin.delete_topics([topic])[topic].result(30)
