@@ -1,16 +1,16 @@
 """A pytest plugin for ``pytest -n N``: tests handed out a test file at a time, and a worker
-that dies (a segfault in a C extension, a test killed) costs one failed test, not the run.
+that dies (a segfault or an abort in a C extension, a test killed) costs one failed test, not
+the run.
 
 A test file's tests run on one worker (they share its fixtures: a server, a broker, file
 order), and all of tests/cluster/ on one (their cluster has fixed ports).
 
-pytest-xdist 3.8's file scheduling also mishandles a worker that dies (a segfault in a C
-extension, a test killed): it puts back every file the worker ever ran, finished ones
-included, and the test it died on. The replacement worker then runs that test again, and is
-handed files with nothing left to run, which no report ever marks done: the session waits
-forever (a CI run timed out so). Here only what the worker had not started goes back, the
-test it died on is reported failed once (by pytest-xdist), and a worker always has a test
-after the one it runs, or is told that none follows.
+pytest-xdist 3.8's file scheduling mishandles a worker that dies: it puts back every file the
+worker ever ran, finished ones included, and the test it died on. The replacement worker then
+runs that test again, and is handed files with nothing left to run, which no report ever marks
+done: the session waits forever (a CI run timed out so). Here only what the worker had not
+started goes back, the test it died on is reported failed once (by pytest-xdist), and a worker
+always has a test after the one it runs, or is told that none follows.
 """
 
 from __future__ import annotations
