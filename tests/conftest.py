@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from devstack import stack
 from streams import migrations, topics
 from streams.settings import Settings
+from tests.support.kafka import delete_topics
 from tests.support.parallel import controller
 from tests.support.pipeline import migrate_up
 
@@ -64,6 +64,4 @@ def pipeline(local_stack: Settings, unique: str) -> Iterator[Settings]:
     migrate_up(settings)
     yield settings
     migrations.drop(settings)
-    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            future.result()
+    delete_topics(settings, settings.topic, settings.dlq_topic)

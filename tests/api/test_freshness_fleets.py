@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient, NewPartitions
+from confluent_kafka.admin import NewPartitions
 
 from streams import simulator
 from streams.codec import load_versions
@@ -36,6 +36,7 @@ from tests.support.api_world import (
     api_on_exporter,
 )
 from tests.support.exporter import ExporterProcess
+from tests.support.kafka import admin
 from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -311,10 +312,10 @@ def report(kind: str, phase: str, found: Found) -> None:
 
 
 def grow(settings: Settings, partitions: int) -> None:
-    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-        admin.create_partitions([NewPartitions(settings.topic, partitions)])[settings.topic].result(
-            30
-        )
+    with admin(settings) as client:
+        client.create_partitions([NewPartitions(settings.topic, partitions)])[
+            settings.topic
+        ].result(30)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import topics
 from tests.support.cluster import LocalCluster, wait
 from tests.support.exporter import ExporterProcess, partitions
+from tests.support.kafka import delete_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -69,9 +69,7 @@ def test_an_offline_partition_is_unknown_while_the_others_keep_their_figures(
         exporter.stop()
         if kafka_cluster.broker(victim).daemon.pid() is None:
             kafka_cluster.restart(victim)
-        with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-                future.result(30)
+        delete_topics(settings, settings.topic, settings.dlq_topic)
 
 
 def commit(bootstrap: str, group: str, topic: str) -> None:

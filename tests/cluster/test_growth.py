@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewPartitions
+from confluent_kafka.admin import NewPartitions
 
 from api.arrivals import Arrivals, candidates
 from streams.clickhouse import sync_client
@@ -19,6 +19,7 @@ from streams.partitioner import partition_for
 from streams.queries import ARRIVALS_SQL
 from tests.support.cluster import LocalCluster, Run, partition_count, scenario, wait
 from tests.support.exporter import ExporterProcess, partitions
+from tests.support.kafka import admin
 
 pytestmark = [
     pytest.mark.integration,
@@ -39,8 +40,8 @@ def test_partitions_grown_from_6_to_12_while_running(
         exporters.append(exporter)
         assert exporter.wait_healthy(), exporter.output()
         run.at(6)
-        with AdminClient({"bootstrap.servers": run.settings.kafka_bootstrap_servers}) as admin:
-            admin.create_partitions([NewPartitions(topic, 12)])[topic].result(30)
+        with admin(run.settings) as client:
+            client.create_partitions([NewPartitions(topic, 12)])[topic].result(30)
         run.note("grown to 12 partitions")
         wait(lambda: len(partitions(exporter.status(), group, topic)) == 12, 30, "reported")
         run.note("the exporter reports 12 partitions")

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from streams.partitioner import murmur2, partition_for
 from streams.settings import Settings
+from tests.support.kafka import admin, delete_topics
 
 
 def test_murmur2_matches_kafkas_test_vectors() -> None:
@@ -28,8 +29,8 @@ def test_murmur2_matches_kafkas_test_vectors() -> None:
 @pytest.mark.integration
 def test_partition_for_agrees_with_the_producer(local_stack: Settings, unique: str) -> None:
     topic = f"test-partitioner-{unique}"
-    with AdminClient({"bootstrap.servers": local_stack.kafka_bootstrap_servers}) as admin:
-        admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[
+    with admin(local_stack) as client:
+        client.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[
             topic
         ].result()
     producer = Producer(
@@ -45,5 +46,4 @@ def test_partition_for_agrees_with_the_producer(local_stack: Settings, unique: s
         producer.produce(topic, b"x", device.encode(), on_delivery=record(device))
     assert producer.flush(30) == 0
     assert landed == {device: partition_for(device, 7) for device in landed}
-    with AdminClient({"bootstrap.servers": local_stack.kafka_bootstrap_servers}) as admin:
-        admin.delete_topics([topic])[topic].result(30)
+    delete_topics(local_stack, topic)

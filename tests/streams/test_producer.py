@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from streams import simulator, topics
 from streams.codec import load_versions
 from streams.producer import DeliveryFailed, MeasurementProducer
 from streams.settings import Settings
 from tests.support.fleet import end_offsets
+from tests.support.kafka import delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +33,7 @@ def test_every_acknowledged_message_is_counted_delivered_and_is_in_the_topic(
         assert (producer.sent, producer.delivered, producer.failures) == (2500, 2500, [])
         assert sum(end_offsets(settings).values()) == 2500  # a new topic: offsets from 0
     finally:
-        with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-                future.result(30)
+        delete_topics(settings, settings.topic, settings.dlq_topic)
 
 
 def test_messages_kafka_never_acknowledged_are_failures_not_deliveries(

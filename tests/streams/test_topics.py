@@ -6,11 +6,11 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from streams import topics
 from streams.errors import UserError
 from streams.settings import Settings
+from tests.support.kafka import delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +29,7 @@ def test_create_is_idempotent_and_explains_a_mismatch(local_stack: Settings, uni
             topics.create(dataclasses.replace(settings, topic_partitions=6))
         assert "exists with 3 partitions, fewer than the 6 configured" in str(error.value)
     finally:
-        with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-                future.result(30)
+        delete_topics(settings, settings.topic, settings.dlq_topic)
 
 
 def test_two_creates_at_once_both_succeed_and_agree(local_stack: Settings, unique: str) -> None:
@@ -51,6 +49,4 @@ def test_two_creates_at_once_both_succeed_and_agree(local_stack: Settings, uniqu
             partitions = 3 if name == settings.topic else 1
             assert sum(f"exists with {partitions} partitions" in line for line in lines) == 3
     finally:
-        with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-                future.result(30)
+        delete_topics(settings, settings.topic, settings.dlq_topic)

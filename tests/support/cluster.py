@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 
 from bench._torture_check import Verdict, check
 from bench._torture_faults import Supervisor, free_port_range, streamgauge, worker_env
@@ -39,6 +38,7 @@ from devstack.stack import cluster_settings
 from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
+from tests.support.kafka import admin, delete_topics
 
 # The answers of a group coordinator that is moving or still loading its state.
 MOVING = {
@@ -96,14 +96,14 @@ class LocalCluster:
         return broker.daemon.wait_ready(broker.ready, 90)
 
     def leader(self, topic: str, partition: int) -> int:
-        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
-            listed = admin.list_topics(topic, timeout=10)
+        with admin(self.settings) as client:
+            listed = client.list_topics(topic, timeout=10)
         return int(listed.topics[topic].partitions[partition].leader)
 
     def led_by(self, topic: str, node_id: int) -> list[int]:
         """The partitions of ``topic`` whose leader is broker ``node_id``."""
-        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
-            partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        with admin(self.settings) as client:
+            partitions = client.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sorted(p.id for p in partitions if p.leader == node_id)
 
     def coordinator(self, group: str, timeout: float = 60) -> int:
@@ -111,9 +111,9 @@ class LocalCluster:
         the brokers answer that it is moving or loading (NOT_COORDINATOR, load in progress) or
         are too busy to answer in time."""
         deadline = time.monotonic() + timeout
-        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
+        with admin(self.settings) as client:
             while True:
-                future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+                future = client.describe_consumer_groups([group], request_timeout=10)[group]
                 try:
                     return int(future.result().coordinator.id)
                 except KafkaException as error:
@@ -123,13 +123,13 @@ class LocalCluster:
 
     def under_replicated(self, topic: str) -> int:
         """Partitions of ``topic`` whose in-sync replicas are fewer than their replicas."""
-        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
-            partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        with admin(self.settings) as client:
+            partitions = client.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sum(1 for p in partitions if len(p.isrs) < len(p.replicas))
 
     def active_controller(self) -> int:
-        with AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers}) as admin:
-            controller = admin.describe_cluster(request_timeout=10).result().controller
+        with admin(self.settings) as client:
+            controller = client.describe_cluster(request_timeout=10).result().controller
         assert controller is not None
         return int(controller.id)
 
@@ -261,16 +261,14 @@ def draw(seed: int, count: int, settings: Settings, resend: float) -> list[Plann
 
 
 def partition_count(settings: Settings) -> int:
-    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-        listed = admin.list_topics(settings.topic, timeout=10)
+    with admin(settings) as client:
+        listed = client.list_topics(settings.topic, timeout=10)
     return len(listed.topics[settings.topic].partitions)
 
 
 def drop(settings: Settings) -> None:
     migrations.drop(settings)
-    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            future.result(30)
+    delete_topics(settings, settings.topic, settings.dlq_topic)
 
 
 def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:

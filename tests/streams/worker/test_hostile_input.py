@@ -22,6 +22,7 @@ from streams.codec import Encoder, Record, load_versions
 from streams.settings import REPO_ROOT, Settings
 from tests.support.accounting import Expect, audit, dead_letters, kept_in_clickhouse, totals
 from tests.support.fleet import committed, count, stored
+from tests.support.kafka import admin, delete_topics
 from tests.support.registry import RegistryStub
 from tests.support.workers import Workers, wait_until
 
@@ -184,13 +185,12 @@ def test_a_dead_letter_too_large_for_its_topic_is_kept_whole_in_clickhouse(
     pipeline: Settings, tmp_path: Path
 ) -> None:
     small = pipeline.isolated(pipeline.topic, dlq_max_message_bytes=100_000)
-    with AdminClient({"bootstrap.servers": pipeline.kafka_bootstrap_servers}) as admin:
-        for future in admin.delete_topics([pipeline.dlq_topic]).values():
-            future.result()
-        assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
+    with admin(pipeline) as client:
+        delete_topics(pipeline, pipeline.dlq_topic)
+        assert wait_until(lambda: pipeline.dlq_topic not in client.list_topics().topics, 30)
         assert wait_until(lambda: _recreated(small), 30)
         # A topic just created may be unknown to the broker answering for a moment.
-        assert wait_until(lambda: _max_message_bytes(admin, pipeline.dlq_topic) == "100000", 30)
+        assert wait_until(lambda: _max_message_bytes(client, pipeline.dlq_topic) == "100000", 30)
     stream = Partition0(small)
     stream.valid("a")
     noise = random.Random(5).randbytes(300_000)  # incompressible: 3x the DLQ's limit
@@ -231,16 +231,15 @@ def test_a_deleted_dead_letter_topic_holds_its_partition_until_it_is_back(
         stream.valid("a")
         stream.flush()
         assert wait_until(lambda: committed(pipeline)[0] == 1, 60), workers.output()[-3000:]
-        with AdminClient({"bootstrap.servers": pipeline.kafka_bootstrap_servers}) as admin:
-            for future in admin.delete_topics([pipeline.dlq_topic]).values():
-                future.result()
+        with admin(pipeline) as client:
+            delete_topics(pipeline, pipeline.dlq_topic)
             stream.bad(b"not avro", "not_avro")
             for _ in range(20):
                 stream.valid("a")
             stream.flush()
             time.sleep(6)
             assert committed(pipeline)[0] <= 1, "no commit passes the undelivered dead letter"
-            assert wait_until(lambda: pipeline.dlq_topic not in admin.list_topics().topics, 30)
+            assert wait_until(lambda: pipeline.dlq_topic not in client.list_topics().topics, 30)
         assert wait_until(lambda: _recreated(pipeline), 30)
         assert wait_until(lambda: committed(pipeline)[0] == 22, 90), workers.output()[-3000:]
     finally:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from streams import migrations, topics
 from streams.clickhouse import async_client
@@ -22,6 +21,7 @@ from streams.worker.sink import AvroContainer, ClickHouseSink
 from streams.worker.telemetry import WorkerMetrics
 from tests.support.accounting import dead_letters
 from tests.support.fleet import committed, count, end_offsets, produce, stored
+from tests.support.kafka import delete_topics
 from tests.support.pipeline import migrate_up
 from tests.support.workers import Workers, wait_until
 
@@ -52,9 +52,7 @@ def native(pipeline: Settings) -> Iterator[Settings]:
     migrate_up(settings)
     yield settings
     migrations.drop(settings)
-    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
-        for future in admin.delete_topics([settings.dlq_topic]).values():
-            future.result()
+    delete_topics(settings, settings.dlq_topic)
 
 
 def drain(settings: Settings, log: Path) -> None:
