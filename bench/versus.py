@@ -27,7 +27,11 @@ over the whole run.
 for ``--latency-seconds`` while the workers run. Per message, from its send (its Kafka
 timestamp): to ``stored_at`` (ClickHouse starting the insert), read back from ``readings``; and
 to queryable, bounded from above by the moment its partition's committed offset is seen past
-it (read every 20 ms: the acknowledgement, then the worker's commit, then up to 20 ms).
+it (read every 20 ms: the acknowledgement, then the worker's commit, then up to 20 ms). The
+queryable p99 is also given for each 5 s of sending (a p99 set by the start shows there), with
+the worker's messages polled per message sent and its halts (a fetch repeated after
+back-pressure shows there). ``--fleet-nice 19`` runs the sender at the lowest CPU priority: on a
+machine shared by everything, the nearest thing to devices on other hosts.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ CORES = os.cpu_count() or 1
 INSERT_SECONDS = "streamgauge_insert_duration_seconds"
 CONSUMED = "streamgauge_messages_consumed_total"
 REBALANCES = "streamgauge_rebalances_total"
+HALTS = "streamgauge_partition_halts_total"
+WINDOW_SECONDS = 5
 
 
 class Commits:
@@ -132,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         help="msg/s of the half-load run (default: half the best "
         "single-process workers rate measured)",
     )
+    parser.add_argument(
+        "--fleet-nice",
+        type=int,
+        default=0,
+        help="nice value of the half-load run's sender (the simulated fleet) and its client's "
+        "threads: 19 leaves the machine's cores to the pipeline first, as devices on other "
+        "hosts would (default 0)",
+    )
     args = parser.parse_args(argv)
     run_id = uuid.uuid4().hex[:8]
     env = Settings.from_env()
@@ -165,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         print_table(figures["runs"])
         if args.latency:
             figures["latency"] = half_load(
-                base, run_id, figures["runs"], args.latency_seconds, args.latency_rate
+                base,
+                run_id,
+                figures["runs"],
+                args.latency_seconds,
+                args.latency_rate,
+                args.fleet_nice,
             )
     finally:
         delete_topics(base)
@@ -465,15 +484,13 @@ def workers(settings: Settings, run: Run, server: int | None) -> None:
 def worker_counters(settings: Settings, run: Run) -> dict[str, float]:
     """Messages the workers polled per message stored (1.0: none taken twice) and their
     back-pressure halts and rebalance events, from each process's /metrics."""
-    totals = scrape(
-        settings, run.parallelism, [CONSUMED, REBALANCES, "streamgauge_partition_halts_total"]
-    )
+    totals = scrape(settings, run.parallelism, [CONSUMED, REBALANCES, HALTS])
     if not totals:
         return {}
     messages = run.readings / run.per_message
     return {
         "polled_per_message": round(totals[CONSUMED] / messages, 3),
-        "halts": int(totals["streamgauge_partition_halts_total"]),
+        "halts": int(totals[HALTS]),
         "rebalances": totals[REBALANCES],
     }
 
@@ -576,12 +593,16 @@ def half_load(
     runs: list[dict[str, Any]],
     seconds: float,
     rate: float | None,
+    fleet_nice: int = 0,
 ) -> dict[str, Any]:
     """Send at half the best single-process worker rate; p50/p99 from send to stored.
 
     The messages are encoded before the clock starts, so that sending them at the rate costs
     the machine little beside the workers. A message's send time is its Kafka timestamp (the
     producer's create time); it is stored when its rows' ``stored_at`` says (the insert).
+    ``fleet_nice`` is set on this thread once the workers and the commit reader have started
+    (Linux's nice is per thread, and inherited by threads made after): the sender and its
+    client's threads get it, nothing else.
     """
     if rate is None:
         rate = half_rate(runs)
@@ -590,11 +611,12 @@ def half_load(
         f"latency_{run_id}",
     )
     topics.create(target)
-    producer = MeasurementProducer(target)
-    payloads = encoded(producer, int(rate * seconds))
     worker = start_workers(target, 1)
     commits = Commits(target, target.topic_partitions)
     try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), fleet_nice)
+        producer = MeasurementProducer(target)
+        payloads = encoded(producer, int(rate * seconds))
         time.sleep(5)  # the group forms
         who: dict[str, Callable[[], list[int]]] = {
             "fleet": lambda: [os.getpid()],
@@ -618,7 +640,11 @@ def half_load(
             for name, pids in who.items()
         }
         arrivals = send_to_stored(target, len(payloads))
-        insert = scrape(target, 1, [f"{INSERT_SECONDS}_sum", f"{INSERT_SECONDS}_count"])
+        insert = scrape(
+            target,
+            1,
+            [f"{INSERT_SECONDS}_sum", f"{INSERT_SECONDS}_count", CONSUMED, HALTS],
+        )
         acknowledged = scrape_buckets(target, "streamgauge_send_to_stored_seconds")
         time.sleep(1)  # the last final commits
     finally:
@@ -632,17 +658,23 @@ def half_load(
     queryable = sorted(
         when - arrivals[where][0] for where, when in passed.items() if when is not None
     )
+    windows = by_window(
+        [(arrivals[where][0], when - arrivals[where][0]) for where, when in passed.items() if when]
+    )
     committed = {
         "messages": len(queryable),
         "p50_ms": percentile(queryable, 0.5),
         "p99_ms": percentile(queryable, 0.99),
         "max_ms": queryable[-1],
         "within_1s": round(bisect.bisect_right(queryable, 1000) / len(queryable), 4),
+        "p99_ms_by_window": windows,
     }
     parts = inserts(arrivals)
     if insert.get(f"{INSERT_SECONDS}_count"):
         mean = insert[f"{INSERT_SECONDS}_sum"] / insert[f"{INSERT_SECONDS}_count"]
         parts["insert_mean_ms"] = round(mean * 1000)
+    parts["polled_per_message"] = round(insert.get(CONSUMED, 0) / len(payloads), 3)
+    parts["halts"] = int(insert.get(HALTS, 0))
     ack = {
         "batches": acknowledged[float("inf")],
         "p50_ms": round(bucket_quantile(0.5, acknowledged) * 1000),
@@ -650,6 +682,7 @@ def half_load(
         "within_1s": round(acknowledged[1.0] / acknowledged[float("inf")], 4),
     }
     figure = {
+        "fleet_nice": fleet_nice,
         "rate_messages_per_second": round(rate),
         "sent_messages_per_second": round(len(payloads) / took),
         "seconds": seconds,
@@ -663,7 +696,8 @@ def half_load(
         "committed": committed,
     }
     print(
-        f"half load ({rate:,.0f} msg/s for {seconds:.0f} s, sent at {len(payloads) / took:,.0f}): "
+        f"half load ({rate:,.0f} msg/s for {seconds:.0f} s, sent at {len(payloads) / took:,.0f}"
+        f"{f', the fleet at nice {fleet_nice}' if fleet_nice else ''}): "
         f"send → stored p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms; "
         f"send → acknowledged, each batch's first message (the workers' histogram): p50 "
         f"~{ack['p50_ms']} ms, p99 ~{ack['p99_ms']} ms, {ack['within_1s']:.1%} within 1 s"
@@ -672,7 +706,8 @@ def half_load(
         f"  send → queryable, every message (its partition's commit seen past it, read every "
         f"20 ms: acknowledgement + a commit + up to 20 ms): p50 {committed['p50_ms']} ms, p99 "
         f"{committed['p99_ms']} ms, max {committed['max_ms']} ms, {committed['within_1s']:.1%} "
-        f"within 1 s ({committed['messages']:,} messages)"
+        f"within 1 s ({committed['messages']:,} messages); p99 of each {WINDOW_SECONDS} s "
+        f"sent: {' '.join(f'{p99}' for p99 in windows)} ms"
     )
     print(
         f"  {parts['count']:,} inserts of {parts['batches']:,} partitions' batches, "
@@ -681,7 +716,8 @@ def half_load(
         f"first to its last message's send), then its last message is stored after p50 "
         f"{parts['after_p50_ms']} / p99 {parts['after_p99_ms']} ms (fetch, queue, insert); "
         f"an insert takes {parts.get('insert_mean_ms', '?')} ms on average, request to "
-        "acknowledgement (stored_at is set as ClickHouse starts it)"
+        "acknowledgement (stored_at is set as ClickHouse starts it); polled/message "
+        f"{parts['polled_per_message']:.3f}, halts {parts['halts']}"
     )
     print(
         f"  cores busy while sending, of {os.cpu_count()}: "
@@ -714,11 +750,21 @@ def half_rate(runs: list[dict[str, Any]]) -> float:
     return max(best, default=40_000) / 2
 
 
+def by_window(latencies: list[tuple[int, int]]) -> list[int]:
+    """p99 of (send ms, latency ms) pairs per ``WINDOW_SECONDS`` of send time, in order: a
+    p99 set by the first seconds (a group forming, devices first looked up) shows here."""
+    first = min(sent for sent, _ in latencies)
+    windows: dict[int, list[int]] = {}
+    for sent, latency in latencies:
+        windows.setdefault((sent - first) // (WINDOW_SECONDS * 1000), []).append(latency)
+    return [percentile(sorted(windows[index]), 0.99) for index in sorted(windows)]
+
+
 def percentile(ordered: list[int], q: float) -> int:
     return ordered[int(q * (len(ordered) - 1))]
 
 
-def inserts(arrivals: dict[tuple[int, int], tuple[int, int]]) -> dict[str, int]:
+def inserts(arrivals: dict[tuple[int, int], tuple[int, int]]) -> dict[str, float]:
     """Where the half-load latency goes, per batch (the messages of one partition stored at
     the same instant; an insert carries one or several partitions' batches): how long the
     batch gathered, and how long its newest message waited."""

@@ -1,5 +1,5 @@
-"""bench versus: when the workers' group counts as settled (from each process's /metrics), and
-the half-load rate."""
+"""bench versus: when the workers' group counts as settled (from each process's /metrics), the
+half-load rate, and its latency by window."""
 
 from __future__ import annotations
 
@@ -71,3 +71,9 @@ def test_half_load_is_half_of_the_best_single_process_rate_whatever_else_ran() -
         {"side": "workers", "parallelism": 1, "messages_per_second": 120_000.0},
     ]
     assert versus.half_rate(runs) == 62_094.0
+
+
+def test_the_half_load_p99_is_given_per_window_of_send_time() -> None:
+    # 10 s of messages every 10 ms; those sent in the first 5 s waited 3 s, the rest 0.2 s.
+    latencies = [(1_000 + sent, 3_000 if sent < 5_000 else 200) for sent in range(0, 10_000, 10)]
+    assert versus.by_window(latencies) == [3_000, 200]
