@@ -614,7 +614,8 @@ def half_load(
     worker = start_workers(target, 1)
     commits = Commits(target, target.topic_partitions)
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), fleet_nice)
+        if fleet_nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), fleet_nice)
         producer = MeasurementProducer(target)
         payloads = encoded(producer, int(rate * seconds))
         time.sleep(5)  # the group forms
