@@ -228,7 +228,6 @@ def test_stop_stall_and_rewind(kafka: Settings, unique: str) -> None:
     )
     produce(kafka, topic, {0: 50})
     commit(kafka, stopped, {(topic, 0): 10})
-    commit(kafka, rewound, {(topic, 0): 40})
     commit(kafka, caught_up, {(topic, 0): 50})
     committers = [Committer(kafka, stalled, vary=True), Committer(kafka, same, vary=False)]
     for committer in committers:
@@ -241,6 +240,9 @@ def test_stop_stall_and_rewind(kafka: Settings, unique: str) -> None:
     history: dict[str, list[Status]] = {group: [] for group in groups}
     try:
         assert all(c.committed.wait(30) for c in committers)
+        # Committed now, not before the committers joined (seconds on a busy machine): it
+        # must still be short of stop_after when the reset comes.
+        commit(kafka, rewound, {(topic, 0): 40})
         began = time.monotonic()
         for i in range(16):  # over 4 s: longer than stop_after, several windows
             if i == 8:

@@ -141,8 +141,11 @@ def test_a_new_column_with_a_default_passes_the_gate_on_a_staging_server(
     arguments = ("--staging-url", staging_server, "--sample-rows", "2000")
     directory = migrations_dir(tmp_path, "harmless")
     code, report = check(target, directory, tmp_path, monkeypatch, *arguments)
-    if code != 0 and not report["failures"] and timings_only(report):
-        # 2 shared cores can slow one query in every round of a small run: measure once more
+    for _ in range(2):
+        if code == 0 or report["failures"] or not timings_only(report):
+            break
+        # 2 shared cores, busy with the rest of the suite, can slow one query in every round
+        # of a small run (a different query each time): measure again
         code, report = check(target, directory, tmp_path, monkeypatch, *arguments)
     out = capsys.readouterr().out
     assert code == 0, out
