@@ -40,6 +40,11 @@ class Workers:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def consuming(self, processes: int) -> bool:
+        """Every one of ``processes`` worker processes is past its start-up checks and polling
+        (starting an interpreter and its checks took seconds on a busy machine)."""
+        return self.output().count("started, consuming") >= processes
+
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout

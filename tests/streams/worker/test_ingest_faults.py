@@ -72,7 +72,8 @@ def test_clickhouse_down_for_10_s_commits_nothing_and_recovers(
     settings, server = private_clickhouse
     workers = Workers(settings, 2, tmp_path / "workers.log")
     try:
-        assert wait_until(lambda: len(workers.children()) == 2, 30)
+        # The outage must meet workers that are writing, not ones still checking at start-up.
+        assert wait_until(lambda: workers.consuming(2), 60), workers.output()[-3000:]
         pids = workers.children()
         fleet = SteadyProducer(settings, devices=50, count=20_000, rate=1_000)
         fleet.start()
