@@ -656,12 +656,13 @@ def half_load(
     latencies = sorted(stored - sent for sent, stored in arrivals.values())
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     passed = {where: commits.passed(*where) for where in arrivals}
-    queryable = sorted(
-        when - arrivals[where][0] for where, when in passed.items() if when is not None
-    )
-    windows = by_window(
-        [(arrivals[where][0], when - arrivals[where][0]) for where, when in passed.items() if when]
-    )
+    sent_and_queryable = [
+        (arrivals[where][0], when - arrivals[where][0])
+        for where, when in passed.items()
+        if when is not None
+    ]
+    queryable = sorted(latency for _, latency in sent_and_queryable)
+    windows = by_window(sent_and_queryable)
     committed = {
         "messages": len(queryable),
         "p50_ms": percentile(queryable, 0.5),
