@@ -22,25 +22,31 @@ from streams.settings import Settings
 HEADER = "streamgauge."
 
 
-LEADER_MOVING = {
+# Answers while a partition's leader or the group's coordinator is moving or still loading
+# (a broker killed or coming back); asked again.
+MOVING = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
     KafkaError._TRANSPORT,
-    KafkaError._TIMED_OUT,
+    KafkaError._TIMED_OUT,  # a busy cluster still loading its groups
 }
 
 
 def offsets(settings: Settings, timeout: float = 30) -> tuple[dict[int, int], dict[int, int]]:
     """(committed, end) offset per partition of the measurements topic (every partition it
     has now: partitions may have been added); no commit is 0. Asked again for up to
-    ``timeout`` s while a leader is moving (as when a broker comes back)."""
+    ``timeout`` s while a leader or the group's coordinator is moving (as when a broker comes
+    back)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return _offsets(settings)
         except KafkaException as error:
             kafka = error.args[0]
-            moving = kafka.retriable() or kafka.code() in LEADER_MOVING
+            moving = kafka.retriable() or kafka.code() in MOVING
             if not moving or time.monotonic() >= deadline:
                 raise
         time.sleep(0.5)

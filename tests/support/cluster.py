@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from bench._torture_check import Verdict, check
 from bench._torture_faults import Supervisor, free_port_range, streamgauge, worker_env
 from bench._torture_observe import (
+    MOVING,
     DeadLetterLog,
     clickhouse,
     offsets,
@@ -39,14 +40,6 @@ from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
 from tests.support.kafka import admin, delete_topics
-
-# The answers of a group coordinator that is moving or still loading its state.
-MOVING = {
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError._TIMED_OUT,  # a busy cluster still loading its groups (seen in CI)
-}
 
 BASE_PORT = 19092  # beside the single broker of the test session (9092)
 
