@@ -1,8 +1,9 @@
 """bench versus: when the workers' group counts as settled (from each process's /metrics), the
-half-load rate, and its latency by window."""
+half-load rate, its latency by window, and the broker's compiling while it warms up."""
 
 from __future__ import annotations
 
+import os
 from typing import cast
 
 import pytest
@@ -77,3 +78,16 @@ def test_the_half_load_p99_is_given_per_window_of_send_time() -> None:
     # 10 s of messages every 10 ms; those sent in the first 5 s waited 3 s, the rest 0.2 s.
     latencies = [(1_000 + sent, 3_000 if sent < 5_000 else 200) for sent in range(0, 10_000, 10)]
     assert versus.by_window(latencies) == [3_000, 200]
+
+
+def test_a_running_broker_s_jit_compiling_is_measured_and_nothing_else_is(
+    local_stack: Settings,
+) -> None:
+    # The local broker compiled code as it started and served; this Python process has no
+    # compiler threads, so its CPU is not taken for the broker's compiling.
+    broker = versus.kafka_pid(local_stack)
+    assert broker is not None
+    compiled = versus.jit_seconds(broker)
+    assert 0 < compiled <= versus.cpu_seconds([broker])
+    assert versus.jit_seconds(os.getpid()) == 0
+    assert versus.jit_seconds(None) == 0
