@@ -5,14 +5,13 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
+from bench._torture_observe import MOVING
 from devstack.kafka_broker import KafkaBroker, find_java
 from streams.settings import Settings
 from tests.support.workers import wait_until
-
-LOADING = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR}
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -83,9 +82,9 @@ def commit(
         try:
             consumer.commit(offsets=_partitions(offsets), asynchronous=False)
         except KafkaException as error:
-            if error.args[0].code() not in LOADING:
+            if error.args[0].code() not in MOVING:
                 raise
-            return False  # a broker just started is still loading its groups
+            return False  # the coordinator is moving, or a broker just started is loading groups
         return True
 
     try:
