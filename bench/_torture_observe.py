@@ -13,26 +13,14 @@ import uuid
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from bench._torture_check import Bucket, DeadLetter, Observed, Offset, Row
 from streams.clickhouse import sync_client
 from streams.settings import Settings
+from streams.worker.source import MOVING, answer_error
 
 HEADER = "streamgauge."
-
-
-# Answers while a partition's leader or the group's coordinator is moving or still loading
-# (a broker killed or coming back); asked again.
-MOVING = {
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError._TRANSPORT,
-    KafkaError._TIMED_OUT,  # a busy cluster still loading its groups
-}
 
 
 def offsets(settings: Settings, timeout: float = 30) -> tuple[dict[int, int], dict[int, int]]:
@@ -57,9 +45,11 @@ def _offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
     try:
         topic = consumer.list_topics(settings.topic, timeout=15).topics[settings.topic]
         partitions = [TopicPartition(settings.topic, p) for p in sorted(topic.partitions)]
-        committed = {
-            tp.partition: max(0, tp.offset) for tp in consumer.committed(partitions, timeout=15)
-        }
+        answer = consumer.committed(partitions, timeout=15)
+        error = answer_error(answer)
+        if error is not None:  # never read as 0
+            raise KafkaException(error)
+        committed = {tp.partition: max(0, tp.offset) for tp in answer}
         end = {tp.partition: consumer.get_watermark_offsets(tp, timeout=15)[1] for tp in partitions}
         return committed, end
     finally:
@@ -70,7 +60,7 @@ def wait_caught_up(settings: Settings, timeout: float) -> bool:
     """Wait until every partition's committed offset is its end offset."""
     deadline = time.monotonic() + timeout
     while True:
-        committed, end = offsets(settings)
+        committed, end = offsets(settings, timeout=max(30.0, deadline - time.monotonic()))
         if committed == end:
             return True
         if time.monotonic() >= deadline:

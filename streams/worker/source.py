@@ -34,6 +34,25 @@ CommitKey = tuple[int, int, str]  # partition, offset, metadata: what the answer
 # replay waits and tries again (streams/worker/ingest.py).
 RANGE_READ_SECONDS = 30.0
 
+# Kafka's answers while a partition's leader or the group's coordinator moves or is still
+# loading (a broker killed, restarting or just elected): asked again, not taken as final.
+MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,  # a busy cluster still loading its groups
+    }
+)
+# The commits of newly assigned partitions are asked for this long while the coordinator moves
+# (it holds the poll: well within max.poll.interval.ms); then the process ends and its
+# restart asks again.
+ASSIGN_READ_SECONDS = 120.0
+ASSIGN_READ_PAUSE = 0.5
+
 
 @dataclass(frozen=True)
 class Assigned:
@@ -252,7 +271,7 @@ class KafkaSource:
                     future.set_exception(CommitFailed("consumer closed"))
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        committed = consumer.committed(partitions, timeout=30)
+        committed = self._commits_of(consumer, partitions)
         intents = {
             tp.partition: parse_intent(tp.partition, tp.offset, tp.metadata) for tp in committed
         }
@@ -269,6 +288,35 @@ class KafkaSource:
         )
         self.epoch += 1
         self._on_rebalance(Assigned(intents, self.epoch))
+
+    def _commits_of(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> list[TopicPartition]:
+        """The group's commits of ``partitions``, asked again while the coordinator moves.
+
+        Their metadata holds the intents to replay, so an answer with an error is never taken
+        for "no commit": a replay missed would insert its messages under other tokens.
+        """
+        deadline = time.monotonic() + ASSIGN_READ_SECONDS
+        while True:
+            try:
+                answer = consumer.committed(partitions, timeout=30)
+                error = answer_error(answer)
+            except KafkaException as raised:
+                error = raised.args[0]
+            if error is None:
+                return answer
+            if not (error.retriable() or error.code() in MOVING):
+                raise KafkaException(error)
+            if time.monotonic() >= deadline:
+                raise KafkaException(error)
+            log.warning(
+                "rebalance: reading the commits of partitions %s of %s: %s; asking again",
+                sorted(tp.partition for tp in partitions),
+                self.topic,
+                error.str(),
+            )
+            time.sleep(ASSIGN_READ_PAUSE)
 
     def _revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._lose(partitions, lost=False)
@@ -310,6 +358,12 @@ class KafkaSource:
 
     def _on_error(self, error: KafkaError) -> None:
         log.warning("kafka: %s", error)
+
+
+def answer_error(answer: Sequence[TopicPartition]) -> KafkaError | None:
+    """The first partition's error in an answer of Kafka's naming partitions, if any: that
+    partition's offset then says nothing (it is not "no commit")."""
+    return next((tp.error for tp in answer if tp.error is not None), None)
 
 
 def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:

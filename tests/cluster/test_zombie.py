@@ -53,7 +53,6 @@ def test_a_worker_stopped_past_its_session_timeout_then_continued(
         rate=60,
         catch_up=180,
         after=fenced,
-        log_level="INFO",
     )
     # ... and nothing it did afterwards lost or duplicated a reading.
     assert not run.verdict.violations, run.report()

@@ -25,7 +25,6 @@ from confluent_kafka import KafkaException
 from bench._torture_check import Verdict, check
 from bench._torture_faults import Supervisor, free_port_range, streamgauge, worker_env
 from bench._torture_observe import (
-    MOVING,
     DeadLetterLog,
     clickhouse,
     offsets,
@@ -39,9 +38,12 @@ from devstack.stack import cluster_settings
 from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
+from streams.worker.source import MOVING
 from tests.support.kafka import admin, delete_topics
 
 BASE_PORT = 19092  # beside the single broker of the test session (9092)
+LOG_TAIL = 80  # lines of each workers' log in a failed scenario's report
+BROKER_DOWN = ("Connection refused", "Disconnected", "_TRANSPORT")
 
 
 @dataclass
@@ -127,6 +129,10 @@ class LocalCluster:
         return int(controller.id)
 
 
+class ScenarioFailed(Exception):
+    """A scenario could not run to its verdict: what went wrong, and the run's report."""
+
+
 @dataclass
 class Run:
     """One scenario: its settings, what it sent, what it did and what the checker found."""
@@ -164,10 +170,25 @@ class Run:
         """Sleep until ``seconds`` after production started."""
         time.sleep(max(0.0, seconds - (time.monotonic() - self.started)))
 
-    def report(self) -> str:
-        return "\n".join(
-            [*self.events, f"verdict: {self.verdict.by_kind()}", f"logs: {self.log_dir}"]
-        )
+    def report(self, logs: bool = False) -> str:
+        """What happened and what the checker found; when it found something (or ``logs``),
+        the workers' own account too (a CI run keeps only what the failure message says)."""
+        lines = [*self.events, f"verdict: {self.verdict.by_kind()}", f"logs: {self.log_dir}"]
+        if logs or self.verdict.violations:
+            for log in sorted(self.log_dir.glob("workers-*.log")):
+                lines += [f"--- the last of {log.name}:", *worker_story(log)]
+        return "\n".join(lines)
+
+
+def worker_story(log: Path, lines: int = LOG_TAIL) -> list[str]:
+    """The last ``lines`` of a workers' log, without librdkafka's retries of a broker that is
+    down (they repeat every second while it is and say nothing else)."""
+    told = [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if not any(noise in line for noise in BROKER_DOWN)
+    ]
+    return told[-lines:]
 
 
 def scenario(
@@ -185,7 +206,7 @@ def scenario(
     producer: dict[str, Any] | None = None,
     after: Callable[[Run], None] = lambda run: None,
     resend: float = 0.03,
-    log_level: str = "WARNING",
+    log_level: str = "INFO",
 ) -> Run:
     """Provision, start ``processes`` workers, produce at ``rate`` while ``action`` runs,
     wait until the group caught up, check, then ``after`` (the workers still running, the
@@ -229,6 +250,8 @@ def scenario(
         run.verdict = check(run.messages, clickhouse(settings, committed, end, letters))
         if not run.verdict.violations:
             after(run)
+    except Exception as error:
+        raise ScenarioFailed(f"{error!r}\n{run.report(logs=True)}") from error
     finally:
         for supervisor in run.supervisors:
             supervisor.stop()

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-from bench._torture_observe import MOVING
 from devstack.kafka_broker import KafkaBroker, find_java
 from streams.settings import Settings
+from streams.worker.source import MOVING
 from tests.support.workers import wait_until
 
 

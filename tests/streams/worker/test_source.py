@@ -177,6 +177,67 @@ def test_an_assignment_carries_the_intents_found_in_the_commits(
     assert source.epoch == 2
 
 
+def test_an_assignment_waits_out_a_moving_coordinator_and_misses_no_intent(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The coordinator was killed as the partitions were assigned: the first read fails, the
+    # second names an error on one partition (its offset then says nothing), the third answers.
+    _source, consumer, events = made
+    monkeypatch.setattr(source_module, "ASSIGN_READ_PAUSE", 0.0)
+    moved = KafkaError(KafkaError.NOT_COORDINATOR)
+    answers: list[Any] = [
+        KafkaException(KafkaError(KafkaError._TIMED_OUT)),
+        [Answered(0, -1001, "", moved), Answered(1, 7, "", None)],
+        [
+            TopicPartition("t", 0, 100, metadata="sg1:100-149"),
+            TopicPartition("t", 1, 7, metadata=""),
+        ],
+    ]
+
+    def committed(partitions: list[TopicPartition], timeout: float) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    consumer.committed = committed  # type: ignore[method-assign]
+    consumer.callbacks["on_assign"](consumer, [TopicPartition("t", 0), TopicPartition("t", 1)])
+    (event,) = events
+    assert isinstance(event, Assigned)
+    intent = event.partitions[0]
+    assert intent is not None
+    assert (intent.first, intent.last) == (100, 149)
+    assert answers == []
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.NOT_COORDINATOR]
+)
+def test_an_assignment_whose_commits_cannot_be_read_ends_the_process_and_tells_why(
+    made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+) -> None:
+    # Refused outright, or still moving after the whole wait: the error goes up (the poll
+    # raises it, the process ends and its restart reads the commits again); no assignment
+    # is taken without its intents.
+    source, consumer, events = made
+    monkeypatch.setattr(source_module, "ASSIGN_READ_PAUSE", 0.0)
+    monkeypatch.setattr(source_module, "ASSIGN_READ_SECONDS", 0.0)
+    refused = KafkaError(code)
+
+    def committed(partitions: list[TopicPartition], timeout: float) -> Any:
+        return [Answered(0, -1001, "", refused)]
+
+    consumer.committed = committed  # type: ignore[method-assign]
+    with pytest.raises(KafkaException) as raised:
+        consumer.callbacks["on_assign"](consumer, [TopicPartition("t", 0)])
+    assert raised.value.args[0].code() == code
+    assert events == []
+    assert source.assigned == set()
+
+
 def test_pause_rewind_and_resume_touch_only_owned_partitions(
     made: tuple[KafkaSource, FakeConsumer, list[RebalanceEvent]],
 ) -> None:
