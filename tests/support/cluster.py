@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import ConsumerGroupDescription
 
 from bench._torture_check import Verdict, check
 from bench._torture_faults import Supervisor, free_port_range, streamgauge, worker_env
@@ -101,16 +102,29 @@ class LocalCluster:
             partitions = client.list_topics(topic, timeout=10).topics[topic].partitions.values()
         return sorted(p.id for p in partitions if p.leader == node_id)
 
-    def coordinator(self, group: str, timeout: float = 60) -> int:
-        """The broker that is ``group``'s coordinator (its commits go there); asked again while
-        the brokers answer that it is moving or loading (NOT_COORDINATOR, load in progress) or
-        are too busy to answer in time."""
+    def coordinator(self, group: str) -> int:
+        """The broker that is ``group``'s coordinator (its commits go there)."""
+        return int(self.describe_group(group).coordinator.id)
+
+    def assigned(self, group: str, topic: str) -> set[int]:
+        """The partitions of ``topic`` that members of ``group`` hold now."""
+        return {
+            tp.partition
+            for member in self.describe_group(group).members
+            for tp in member.assignment.topic_partitions
+            if tp.topic == topic
+        }
+
+    def describe_group(self, group: str, timeout: float = 60) -> ConsumerGroupDescription:
+        """``group`` as its coordinator describes it; asked again while the brokers answer
+        that it is moving or loading (NOT_COORDINATOR, load in progress) or are too busy to
+        answer in time."""
         deadline = time.monotonic() + timeout
         with admin(self.settings) as client:
             while True:
                 future = client.describe_consumer_groups([group], request_timeout=10)[group]
                 try:
-                    return int(future.result().coordinator.id)
+                    return cast(ConsumerGroupDescription, future.result())
                 except KafkaException as error:
                     if error.args[0].code() not in MOVING or time.monotonic() > deadline:
                         raise
@@ -226,7 +240,17 @@ def scenario(
     try:
         run.add_workers(processes)
         run.wait_workers(processes)
+        # The clock starts once the group consumes every partition: a worker process takes
+        # seconds to start on a busy machine, and what a scenario does at 4 s is meant to hit
+        # workers at work.
+        every = set(range(partitions))
+        wait(
+            lambda: cluster.assigned(settings.consumer_group, settings.topic) == every,
+            90,
+            "every partition assigned",
+        )
         run.started = time.monotonic()
+        run.note(f"every partition assigned; sending at {rate:.0f} msg/s")
 
         def act() -> None:
             try:
