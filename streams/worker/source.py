@@ -48,9 +48,11 @@ MOVING = frozenset(
     }
 )
 # The commits of newly assigned partitions are asked for this long while the coordinator moves
-# (it holds the poll: well within max.poll.interval.ms); then the process ends and its
-# restart asks again.
-ASSIGN_READ_SECONDS = 120.0
+# (a failover takes ~10 s), each ask waiting up to ASSIGN_READ_TIMEOUT; then the process ends
+# and its restart asks again. The asking holds the event loop, metrics included: at most ~50 s,
+# inside the Helm chart's liveness allowance (6 probes 10 s apart).
+ASSIGN_READ_SECONDS = 40.0
+ASSIGN_READ_TIMEOUT = 10.0
 ASSIGN_READ_PAUSE = 0.5
 
 
@@ -300,7 +302,7 @@ class KafkaSource:
         deadline = time.monotonic() + ASSIGN_READ_SECONDS
         while True:
             try:
-                answer = consumer.committed(partitions, timeout=30)
+                answer = consumer.committed(partitions, timeout=ASSIGN_READ_TIMEOUT)
                 error = answer_error(answer)
             except KafkaException as raised:
                 error = raised.args[0]

@@ -19,6 +19,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from streams.worker import source
 from tests.deploy.support import (
     ALERTS,
     CHART,
@@ -298,6 +299,12 @@ def test_probes() -> None:
         return result
 
     assert probe("worker", "livenessProbe") == {"path": "/metrics", "port": "metrics"}
+    # A worker reading its new partitions' commits while the coordinator moves holds its event
+    # loop (metrics included) for at most this long: the probe must not restart it meanwhile.
+    (worker,) = deployments["worker"]["spec"]["template"]["spec"]["containers"]
+    live = worker["livenessProbe"]
+    allowance = live["periodSeconds"] * live["failureThreshold"]
+    assert allowance > source.ASSIGN_READ_SECONDS + source.ASSIGN_READ_TIMEOUT
     assert probe("api", "livenessProbe") == {"path": "/healthz", "port": "http"}
     assert probe("api", "readinessProbe") == {"path": "/readyz", "port": "http"}
     # A Kafka outage makes the exporter unready (/healthz 503), never restarts it.
