@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from bench._results import RESULTS, write
 from devstack.daemon import child_pids, free_port
@@ -76,6 +77,7 @@ class Outcome:
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     database: str = ""
+    topics: list[str] = field(default_factory=list)  # the run's topic and dead-letter topic
 
     @property
     def baseline_insert_ms(self) -> float:
@@ -263,6 +265,14 @@ def prepare(base: Settings, processes: int, tag: str) -> Settings:
     return settings
 
 
+def discard(base: Settings, outcome: Outcome) -> None:
+    """Drop a run's database and delete its topics."""
+    migrations.drop(base, outcome.database)
+    with AdminClient(base.kafka_config()) as admin:
+        for future in admin.delete_topics(outcome.topics).values():
+            future.result(60)
+
+
 def run_scenario(
     base: Settings,
     processes: int,
@@ -282,7 +292,11 @@ def run_scenario(
         free_port(), base.clickhouse_port, free_port(), str(log_dir / f"proxy-{tag}.log")
     )
     worker_settings = dataclasses.replace(settings, clickhouse_port=proxy.port)
-    outcome = Outcome(processes, database=settings.clickhouse_database)
+    outcome = Outcome(
+        processes,
+        database=settings.clickhouse_database,
+        topics=[settings.topic, settings.dlq_topic],
+    )
     fleet = Fleet(settings, devices, rate)
     say(f"[{processes}p] producing a backlog of {backlog:,} messages ...")
     fleet.burst(backlog)
@@ -446,8 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         latency = latency or outcomes[0].slow_latency_ms
-        # Its data would keep merging in the background and slow the next run down.
-        migrations.drop(base, outcomes[-1].database)
+        discard(base, outcomes[-1])  # its data would keep merging and slow the next run down
     print()
     print(f"{'':34}" + "".join(f"{o.processes} process(es)".rjust(16) for o in outcomes))
     rows = [

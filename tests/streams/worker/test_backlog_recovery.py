@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from bench._torture_faults import free_port_range
-from bench.catchup import Outcome, metric_sum, run_scenario, scrape, settled_rebalances
+from bench.catchup import (
+    Outcome,
+    discard,
+    metric_sum,
+    run_scenario,
+    scrape,
+    settled_rebalances,
+)
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams.settings import Settings
@@ -52,19 +59,24 @@ def test_after_a_10x_slower_database_the_backlog_drains_at_full_speed(
             log_dir=tmp_path,
         )
 
-    outcome = scenario()
-    if outcome.recovery_ratio is not None and outcome.recovery_ratio < 0.9:
-        # Measured once more: on 2 shared cores one window in several drains 0.74-0.85 of the
-        # other over the same code; a lingering slowdown drains a tenth, run after run.
-        outcome = scenario()
-    summary = {k: v for k, v in outcome.summary().items() if k != "samples"}
-    assert outcome.peak_lag > 150_000, f"the slowdown built a backlog: {summary}"
-    assert outcome.recovery_ratio is not None, f"a recovery long enough to measure: {summary}"
-    assert outcome.recovery_ratio >= 0.9, f"no lingering slowdown after recovery: {summary}"
-    assert 0 < outcome.peak_worker_rss_mb < WORKER_RSS_BOUND_MB, summary
-    stored = dataclasses.replace(local_stack, clickhouse_database=outcome.database)
-    assert count(stored, "SELECT count() FROM readings") == outcome.readings_sent
-    assert count(stored, "SELECT count() FROM readings FINAL") == outcome.readings_sent
+    outcomes = [scenario()]
+    try:
+        if outcomes[0].recovery_ratio is not None and outcomes[0].recovery_ratio < 0.9:
+            # Measured once more: on 2 shared cores one window in several drains 0.74-0.85 of
+            # the other over the same code; a lingering slowdown drains a tenth, run after run.
+            outcomes.append(scenario())
+        outcome = outcomes[-1]
+        summary = {k: v for k, v in outcome.summary().items() if k != "samples"}
+        assert outcome.peak_lag > 150_000, f"the slowdown built a backlog: {summary}"
+        assert outcome.recovery_ratio is not None, f"a recovery long enough to measure: {summary}"
+        assert outcome.recovery_ratio >= 0.9, f"no lingering slowdown after recovery: {summary}"
+        assert 0 < outcome.peak_worker_rss_mb < WORKER_RSS_BOUND_MB, summary
+        stored = dataclasses.replace(local_stack, clickhouse_database=outcome.database)
+        assert count(stored, "SELECT count() FROM readings") == outcome.readings_sent
+        assert count(stored, "SELECT count() FROM readings FINAL") == outcome.readings_sent
+    finally:
+        for run in outcomes:  # their data would keep merging under the tests after this one
+            discard(local_stack, run)
 
 
 @pytest.fixture
