@@ -177,6 +177,13 @@ class KafkaBroker:
         return self.cluster_id_file.read_text().strip()
 
 
+# The broker's own session timeout for KIP-848 groups (server.properties shortens it for the
+# single development broker).
+PRODUCTION_SESSION = (
+    "group.consumer.session.timeout.ms=45000\ngroup.consumer.min.session.timeout.ms=45000\n"
+)
+
+
 def cluster(
     devstack_dir: Path, cache_dir: Path, host: str, port: int, brokers: int
 ) -> list[KafkaBroker]:
@@ -201,6 +208,7 @@ def cluster(
             voters=voters,
             cluster_id_file=devstack_dir / "kafka-cluster.id",
             replication=min(brokers, 3),
+            extra_properties=PRODUCTION_SESSION,
         )
         for i in range(1, brokers + 1)
     ]
