@@ -235,6 +235,14 @@ class Ingest:
         except Exception as error:
             self._halt_on_error(partition, message, "error", error)
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing the data path waits for but new messages: no open batch, no halted
+        partition, no flush (whose commits are answered through the polls) in flight."""
+        if any(not task.done() for task in self.flights):
+            return False
+        return all(p.open is None and p.halt is None for p in self.partitions.values())
+
     def poll(self) -> None:
         """Start due flushes (size, age, intent boundary); let halted partitions go on.
 

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 POLL_MAX_MESSAGES = 5000
 IDLE_SLEEP = 0.005
+# After empty polls while the data path is quiet (nothing open, halted or in flight), the
+# wait doubles up to this: an idle worker wakes 20 times a second instead of 200 (0.059 of a
+# core -> see docs/design/worker.md, "Polls"), and hears the first message after a quiet
+# spell up to 50 ms later. Anything open keeps the 5 ms, so flushes and commits are not late.
+IDLE_MAX_SLEEP = 0.05
 MAX_QUEUED_POLLS = 4
 EXIT_DATA_PATH_ERROR = 70  # the supervisor restarts the process
 DRAIN_SECONDS = 10.0
@@ -73,15 +78,18 @@ class Poller(Service):
             self.settings.topic,
             self.settings.consumer_group,
         )
+        idle = IDLE_SLEEP
         while not self.should_stop:
             messages = source.poll(POLL_MAX_MESSAGES)
             if messages:
+                idle = IDLE_SLEEP
                 await self.channel.send(value=Polled(messages, source.epoch))
                 if len(messages) < POLL_MAX_MESSAGES:  # caught up: let the next poll fill
                     await asyncio.sleep(POLL_GATHER_SECONDS)
             else:
                 self.guarded(ingest.poll)
-                await asyncio.sleep(IDLE_SLEEP)
+                await asyncio.sleep(idle)
+                idle = min(2 * idle, IDLE_MAX_SLEEP) if ingest.quiet else IDLE_SLEEP
 
     def handle(self, polled: Polled) -> None:
         """The agent's step: one poll through decode, validate and batch."""

@@ -337,6 +337,29 @@ async def test_a_batch_of_only_rejected_messages_commits_without_inserting() -> 
     assert log == [("commit", {0: (2, "")})]
 
 
+async def test_the_data_path_is_quiet_only_with_nothing_open_halted_or_in_flight() -> None:
+    """An idle worker's polls slow down only while quiet, so no flush or commit is late."""
+    ingest, log, sink, _ = make_ingest(max_rows=4)
+    ingest.on_rebalance(Assigned({0: None, 1: None}))
+    assert ingest.quiet
+    ingest.submit([message(0, 0)])
+    assert not ingest.quiet, "an open batch waits for its linger"
+    ingest.submit([message(0, 1)])  # full: announced, then the insert waits on the gate
+    await settle()
+    assert ingest.partitions[0].open is None
+    assert not ingest.quiet, "a flush in flight waits for its commits' answers"
+    ingest.submit([message(0, offset) for offset in range(2, 5)])  # fills the next: paused
+    sink.gate.set()
+    await settle()
+    ingest.poll()
+    await settle()
+    assert not ingest.quiet, "the message held by the pause is in the open batch"
+    ingest.submit([message(0, 5)])  # full again
+    await settle()
+    assert ("commit", {0: (6, "")}) in log
+    assert ingest.quiet
+
+
 async def test_back_pressure_pauses_a_full_partition_and_takes_what_it_polled_first() -> None:
     ingest, log, sink, _ = make_ingest(max_rows=4)
     ingest.on_rebalance(Assigned({0: None}))
@@ -540,6 +563,8 @@ async def test_an_unreachable_registry_halts_the_partition_and_dead_letters_noth
     halt = ingest.partitions[0].halt
     assert halt is not None
     assert halt.cause == "registry"
+    assert ingest.partitions[0].open is None
+    assert not ingest.quiet, "its backoff ends with no message to tell the polls"
     registry.up = True
     halt.until = 0  # the backoff is over
     ingest.poll()
