@@ -38,7 +38,7 @@ DRAIN_SECONDS = 10.0
 # a few hundred times a second, each poll a Faust event and a pass through the batches for a
 # handful of messages. At 20,000 msg/s it took the worker from 0.33-0.35 to 0.26-0.28 of a core
 # at the same or a lower p99 (docs/design/worker.md, "Polls"); in a backlog polls are full and
-# never wait.
+# never wait, and while a commit awaits its answer (served by the polls) the wait is 5 ms.
 POLL_GATHER_SECONDS = 0.02
 
 
@@ -85,7 +85,9 @@ class Poller(Service):
                 idle = IDLE_SLEEP
                 await self.channel.send(value=Polled(messages, source.epoch))
                 if len(messages) < POLL_MAX_MESSAGES:  # caught up: let the next poll fill
-                    await asyncio.sleep(POLL_GATHER_SECONDS)
+                    # ... unless a flush waits for a commit's answer, which the polls serve.
+                    wait = IDLE_SLEEP if source.awaiting_commit else POLL_GATHER_SECONDS
+                    await asyncio.sleep(wait)
             else:
                 self.guarded(ingest.poll)
                 await asyncio.sleep(idle)

@@ -143,6 +143,11 @@ class KafkaSource:
                 raise KafkaException(error)
         return messages
 
+    @property
+    def awaiting_commit(self) -> bool:
+        """A commit request has not been answered yet (the polls serve its answer)."""
+        return bool(self._pending_commits)
+
     async def commit(self, offsets: dict[int, tuple[int, str]]) -> None:
         """Commit ``partition -> (offset, metadata)`` and wait until Kafka confirmed it."""
         loop = asyncio.get_running_loop()

@@ -88,8 +88,10 @@ async def test_a_commit_returns_once_kafka_confirmed_it(
     await asyncio.sleep(0)
     assert consumer.calls[-1] == ("commit", [(3, 10, "sg1:10-19")])
     assert not task.done()
+    assert source.awaiting_commit, "the polls must not linger while the answer is due"
     consumer.config["on_commit"](None, [TopicPartition("t", 3, 10, metadata="sg1:10-19")])
     await task
+    assert not source.awaiting_commit
 
 
 async def test_a_refused_commit_raises_commit_failed(
@@ -152,6 +154,7 @@ async def test_a_commit_never_answered_fails_after_the_wait_and_is_forgotten(
     source.commit_answer_seconds = 0.05
     with pytest.raises(CommitFailed, match="no answer"):
         await source.commit({5: (9, "")})
+    assert not source.awaiting_commit, "a commit given up on lets the polls gather again"
     consumer.config["on_commit"](None, [TopicPartition("t", 5, 9, metadata="")])  # too late
     assert source._pending_commits == {}
 
