@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
+from bench._teardown import discard
 from bench._torture_check import Verdict, Violation, check
 from bench._torture_faults import (
     GROUP_WEIGHTS,
@@ -55,7 +53,6 @@ from bench._torture_workload import (
 from bench.catchup import scrape
 from devstack.daemon import free_port
 from devstack.fault_proxy import FaultProxyProcess
-from streams import migrations
 from streams.codec import load_versions
 from streams.settings import Settings
 
@@ -221,7 +218,7 @@ def run_trial(base: Settings, options: Options, index: int, say: Any = print) ->
     else:
         with trial.phase("drop"):
             try:
-                drop(settings)
+                discard(settings)  # a topic the trial deleted may be gone already
             except Exception:  # reported; the next trial has names of its own
                 trial.error += "dropping the trial's topics and database failed:\n"
                 trial.error += traceback.format_exc(limit=3)
@@ -309,16 +306,6 @@ def _shut_down(runner: FaultRunner, harness: Harness) -> None:
         cleanup.callback(harness.proxy.stop)
         cleanup.callback(harness.stop_supervisors)
         cleanup.callback(runner.heal)
-
-
-def drop(settings: Settings) -> None:
-    """The trial's database and topics, gone."""
-    migrations.drop(settings)
-    with AdminClient(settings.kafka_config()) as admin:
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            # A topic the trial deleted and did not get to create again is gone already.
-            with contextlib.suppress(KafkaException):
-                future.result(30)
 
 
 def replays(log_dir: Path) -> tuple[int, int]:

@@ -40,9 +40,9 @@ from typing import Any
 
 import aiohttp
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bench._results import write
+from bench._teardown import discard
 from devstack.daemon import free_port
 from streams import migrations, topics
 from streams.clickhouse import async_client, sync_client
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             measure(api_settings, devices, bound, Path(logs), figures)
         finally:
             stop(exporter)
-            clean_up(settings)
+            discard(settings)
     floor_rate = statistics.fmean(
         figures[f"a_floor_{when}"]["requests_per_second"] for when in ("before", "after")
     )
@@ -153,13 +153,6 @@ def seed(settings: Settings, devices: list[str]) -> None:
         consumer.commit(offsets=partitions, asynchronous=False)
     finally:
         consumer.close()
-
-
-def clean_up(settings: Settings) -> None:
-    migrations.drop(settings)
-    with AdminClient(settings.kafka_config()) as admin:
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            future.result()
 
 
 def start(

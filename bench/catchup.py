@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bench._results import RESULTS, write
+from bench._teardown import discard as discard_pipeline
 from devstack.daemon import child_pids, free_port
 from devstack.fault_proxy import FaultProxyProcess
 from streams import migrations, simulator, topics
@@ -77,7 +77,7 @@ class Outcome:
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     database: str = ""
-    topics: list[str] = field(default_factory=list)  # the run's topic and dead-letter topic
+    name: str = ""  # its pipeline's (Settings.isolated): topics, group and database
 
     @property
     def baseline_insert_ms(self) -> float:
@@ -256,7 +256,8 @@ def worker_rss_mb(supervisor_pid: int) -> float:
 
 
 def prepare(base: Settings, processes: int, tag: str) -> Settings:
-    """Fresh topics, group and database for one run; workers reach ClickHouse via a proxy."""
+    """Fresh topics, group and database for one run (``base.isolated(f"catchup-{tag}")``);
+    workers reach ClickHouse via a proxy."""
     settings = base.isolated(
         f"catchup-{tag}", worker_processes=processes, worker_metrics_port=free_port()
     )
@@ -267,10 +268,7 @@ def prepare(base: Settings, processes: int, tag: str) -> Settings:
 
 def discard(base: Settings, outcome: Outcome) -> None:
     """Drop a run's database and delete its topics."""
-    migrations.drop(base, outcome.database)
-    with AdminClient(base.kafka_config()) as admin:
-        for future in admin.delete_topics(outcome.topics).values():
-            future.result(60)
+    discard_pipeline(base.isolated(outcome.name))
 
 
 def run_scenario(
@@ -295,7 +293,7 @@ def run_scenario(
     outcome = Outcome(
         processes,
         database=settings.clickhouse_database,
-        topics=[settings.topic, settings.dlq_topic],
+        name=settings.topic,
     )
     fleet = Fleet(settings, devices, rate)
     say(f"[{processes}p] producing a backlog of {backlog:,} messages ...")

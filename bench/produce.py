@@ -17,9 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from bench._results import write
+from bench._teardown import delete_topics
 from bench.versus import encoded
 from streams import topics
 from streams.producer import MeasurementProducer
@@ -49,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 used[label].append(cpu / len(payloads) * 1e6)
                 took[label].append(wall)
     finally:
-        with AdminClient(settings.kafka_config()) as admin:
-            for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-                future.result(30)
+        delete_topics(settings)
     figures: dict[str, Any] = {"messages": args.messages, "rounds": args.rounds, "variants": {}}
     print(f"{args.messages:,} messages per round, {args.rounds} rounds, variants taking turns")
     print("| producer | CPU µs per message, each round | median | wall s, median |")

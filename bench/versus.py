@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench._results import write
+from bench._teardown import delete_topics, discard
 from devstack.clickhouse_local import LocalClickHouse
 from devstack.daemon import Daemon, child_pids
 from streams import migrations, simulator, topics
@@ -201,12 +201,6 @@ def drain(base: Settings, run: Run, name: str, server: int | None) -> None:
         side(target, run, server)
     finally:
         migrations.drop(target)
-
-
-def delete_topics(settings: Settings) -> None:
-    with AdminClient(settings.kafka_config()) as admin:
-        for future in admin.delete_topics([settings.topic, settings.dlq_topic]).values():
-            future.result()
 
 
 def isolated(base: Settings, name: str) -> Settings:
@@ -673,8 +667,7 @@ def half_load(
     finally:
         commits.stop()
         stop(worker)
-        migrations.drop(target)
-        delete_topics(target)
+        discard(target)
     latencies = sorted(stored - sent for sent, stored in arrivals.values())
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     passed = {where: commits.passed(*where) for where in arrivals}

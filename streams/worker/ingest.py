@@ -239,7 +239,7 @@ class Ingest:
     def quiet(self) -> bool:
         """Nothing the data path waits for but new messages: no open batch, no halted
         partition, no flush (whose commits are answered through the polls) in flight."""
-        if any(not task.done() for task in self.flights):
+        if self._flights():
             return False
         return all(p.open is None and p.halt is None for p in self.partitions.values())
 

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from bench.versus import Run, clickhouse_pid, delete_topics, drain, produce
+from bench._teardown import delete_topics
+from bench.versus import Run, clickhouse_pid, drain, produce
 from streams import topics
 from streams.settings import Settings
 
